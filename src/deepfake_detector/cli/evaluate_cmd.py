@@ -1,0 +1,160 @@
+"""`deepfake-detector evaluate`: metrics, plots and an HTML report on one or more datasets."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from deepfake_detector.cli.app import app, fail
+
+SUMMARY_COLUMNS = (
+    ("n_real", "real", "d"),
+    ("n_fake", "fake", "d"),
+    ("accuracy", "acc", ".4f"),
+    ("balanced_accuracy", "bal. acc", ".4f"),
+    ("f1", "F1", ".4f"),
+    ("roc_auc", "AUC", ".4f"),
+    ("average_precision", "AP", ".4f"),
+    ("eer", "EER", ".4f"),
+    ("log_loss", "log loss", ".4f"),
+    ("brier", "Brier", ".4f"),
+    ("ece", "ECE", ".4f"),
+    ("fraction_flagged_fake", "flagged", ".4f"),
+)
+
+
+def _cell(value: Any, spec: str) -> str:
+    return "—" if value is None else format(value, spec)
+
+
+@app.command()
+def evaluate(
+    model: str = typer.Argument(
+        ..., help="A run directory, its model.json / model.safetensors / .onnx file, or 'default'."
+    ),
+    data: list[Path] = typer.Argument(
+        ..., help="Dataset folders: Kaggle layout (Train/Validation/Test) or a folder with Real and/or Fake."
+    ),
+    out: Path = typer.Option(
+        ..., "--out", "-o", help="Folder for metrics.json, <dataset>.json, report.html, plots/."
+    ),
+    split: str | None = typer.Option(
+        None, "--split", help="Split of Kaggle-layout datasets to evaluate (default: test)."
+    ),
+    robustness: bool = typer.Option(
+        False, "--robustness", help="Also score under JPEG, down-scaling, blur and noise perturbations."
+    ),
+    batch_size: int = typer.Option(64, "--batch-size", min=1, help="Images per forward pass."),
+    workers: int = typer.Option(2, "--workers", min=1, help="Decoding threads."),
+    limit: int | None = typer.Option(
+        None,
+        "--limit",
+        min=1,
+        help="At most N images per class and dataset (seeded sample, for a quick look).",
+    ),
+    engine: str = typer.Option("auto", "--engine", help="auto, torch or onnx."),
+) -> None:
+    """Evaluate a model at its stored threshold and temperature (nothing is tuned on these data).
+
+    Example: deepfake-detector evaluate default ../shared/data/dfdc ../shared/data/stylegan-ffhq -o eval
+    """
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    from rich.table import Table
+
+    from deepfake_detector.data.manifest import DatasetError
+    from deepfake_detector.evaluation.evaluate import evaluate_datasets, load_datasets, seen_in_training
+    from deepfake_detector.inference import Detector
+    from deepfake_detector.inference.batching import iter_decoded
+    from deepfake_detector.locate import ModelNotFound
+
+    console = Console(stderr=True)
+    try:
+        load_datasets(data, split, limit)  # fail on a bad dataset path before loading the model
+        detector = Detector.load(model, engine=engine)  # type: ignore[arg-type]
+    except (DatasetError, ModelNotFound, ValueError) as exc:
+        raise fail(str(exc)) from exc
+
+    progress = Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
+    )
+    tasks: dict[str, Any] = {}
+
+    def on_progress(stage: str, done: int, total: int) -> None:
+        key = stage.split(" (")[0]  # "dfdc: robustness (jpeg 90)" updates the "dfdc: robustness" bar
+        if key not in tasks:
+            tasks[key] = progress.add_task(stage, total=total)
+        progress.update(tasks[key], description=stage, completed=done, total=total)
+
+    with progress:
+        try:
+            summary = evaluate_datasets(
+                detector,
+                data,
+                out,
+                split=split,
+                robustness=robustness,
+                batch_size=batch_size,
+                workers=workers,
+                limit=limit,
+                decode=iter_decoded,
+                on_progress=on_progress,
+                model_ref=model,
+            )
+        except DatasetError as exc:
+            raise fail(str(exc)) from exc
+
+    spec = detector.spec
+    trained_on = ", ".join(spec.trained_on) or "not recorded"
+    table = Table(
+        title=f"{model} ({spec.architecture}, threshold {spec.threshold:.4f}, T {spec.temperature:.3f}; "
+        f"trained on {trained_on})"
+    )
+    table.add_column("dataset")
+    for _, title, _ in SUMMARY_COLUMNS:
+        table.add_column(title, justify="right")
+    for name, metrics in summary.items():
+        label = name if seen_in_training(name, spec.trained_on) else f"{name} [yellow](unseen)[/]"
+        table.add_row(label, *(_cell(metrics[key], f) for key, _, f in SUMMARY_COLUMNS))
+    Console().print(table)
+    if robustness:
+        _print_robustness(summary)
+    for name, metrics in summary.items():
+        if metrics["n_unreadable"]:
+            console.print(
+                f"[yellow]{name}: {metrics['n_unreadable']} unreadable files skipped "
+                f"(listed in {out / name}.json)[/]"
+            )
+    console.print(f"metrics: {out / 'metrics.json'}\nreport: {out / 'report.html'}")
+
+
+def _print_robustness(summary: dict[str, dict[str, Any]]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title="ROC-AUC / accuracy under perturbations")
+    table.add_column("perturbation")
+    table.add_column("severity", justify="right")
+    for name in summary:
+        table.add_column(name, justify="right")
+    table.add_row("none", "", *(_pair(m) for m in summary.values()))
+    first = next(iter(summary.values()))
+    for perturbation, by_severity in first["robustness"].items():
+        for severity in by_severity:
+            table.add_row(
+                perturbation,
+                severity,
+                *(_pair(m["robustness"][perturbation][severity]) for m in summary.values()),
+            )
+    Console().print(table)
+
+
+def _pair(metrics: dict[str, Any]) -> str:
+    return f"{_cell(metrics['roc_auc'], '.4f')} / {_cell(metrics['accuracy'], '.4f')}"

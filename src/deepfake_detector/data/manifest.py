@@ -1,0 +1,305 @@
+"""Dataset discovery: a folder or CSV -> an immutable, hashable manifest of (path, label, split, size)."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import os
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from deepfake_detector.data.images import IMAGE_EXTENSIONS
+
+CLASS_NAMES = ("real", "fake")  # label index = position: 0 real, 1 fake
+SPLITS = ("train", "val", "test")
+
+# Every folder spelling we recognise, in one place.
+CLASS_ALIASES: dict[str, str] = {
+    **{name: "real" for name in ("real", "0", "genuine", "authentic", "original", "pristine", "true")},
+    **{
+        name: "fake"
+        for name in ("fake", "1", "ai", "synthetic", "deepfake", "deepfakes", "generated", "manipulated", "false")
+    },
+}
+SPLIT_ALIASES: dict[str, str] = {
+    **{name: "train" for name in ("train", "training", "trn")},
+    **{name: "val" for name in ("val", "valid", "validation", "dev", "development")},
+    **{name: "test" for name in ("test", "testing", "tst", "eval", "holdout")},
+}
+DEFAULT_SPLIT_FRACTIONS = (0.8, 0.1, 0.1)
+
+
+class DatasetError(ValueError):
+    """A dataset root or manifest that cannot be understood; names the path and the reason."""
+
+
+@dataclass(frozen=True)
+class Sample:
+    path: str  # as given under the dataset root (root joined with the relative path)
+    label: int  # 0 real, 1 fake
+    split: str
+    size: int  # bytes on disk
+
+    @property
+    def class_name(self) -> str:
+        return CLASS_NAMES[self.label]
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """What a dataset holds. Immutable; `digest()` identifies exactly which files a model saw."""
+
+    root: str
+    samples: tuple[Sample, ...]
+    layout: str
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def __iter__(self) -> Iterator[Sample]:
+        return iter(self.samples)
+
+    def split(self, name: str) -> Manifest:
+        name = SPLIT_ALIASES.get(name.lower(), name.lower())
+        return Manifest(self.root, tuple(s for s in self.samples if s.split == name), self.layout)
+
+    def sample(self, n: int, seed: int = 0) -> Manifest:
+        """A stratified random subset of at most n samples per (split, class)."""
+        groups: dict[tuple[str, int], list[Sample]] = {}
+        for s in self.samples:
+            groups.setdefault((s.split, s.label), []).append(s)
+        rng = np.random.default_rng(seed)
+        kept: list[Sample] = []
+        for key in sorted(groups):
+            group = groups[key]
+            if len(group) > n:
+                idx = np.sort(rng.choice(len(group), size=n, replace=False))
+                group = [group[i] for i in idx]
+            kept.extend(group)
+        return Manifest(self.root, tuple(kept), self.layout)
+
+    @property
+    def splits(self) -> list[str]:
+        present = {s.split for s in self.samples}
+        return [name for name in SPLITS if name in present]
+
+    @property
+    def paths(self) -> list[str]:
+        return [s.path for s in self.samples]
+
+    @property
+    def labels(self) -> np.ndarray:
+        return np.array([s.label for s in self.samples], dtype=np.int64)
+
+    def counts(self) -> dict[str, dict[str, int]]:
+        tally = Counter((s.split, s.class_name) for s in self.samples)
+        return {
+            split: {name: tally.get((split, name), 0) for name in CLASS_NAMES} for split in self.splits
+        }
+
+    def relpath(self, sample: Sample) -> str:
+        return os.path.relpath(sample.path, self.root)
+
+    def digest(self) -> str:
+        """SHA-256 over (relative path, label, split, size) of every sample, order-independent."""
+        h = hashlib.sha256()
+        for rel, label, split, size in sorted(
+            (self.relpath(s).replace(os.sep, "/"), s.label, s.split, s.size) for s in self.samples
+        ):
+            h.update(f"{rel}\t{label}\t{split}\t{size}\n".encode())
+        return h.hexdigest()
+
+    def to_csv(self, path: str | Path) -> None:
+        with open(path, "w", newline="") as fh:
+            writer = csv.writer(fh)
+            writer.writerow(["path", "label", "split", "size"])
+            for s in self.samples:
+                writer.writerow([s.path, s.class_name, s.split, s.size])
+
+    def to_parquet(self, path: str | Path) -> None:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        table = pa.table(
+            {
+                "path": [s.path for s in self.samples],
+                "label": [s.class_name for s in self.samples],
+                "split": [s.split for s in self.samples],
+                "size": [s.size for s in self.samples],
+            }
+        )
+        pq.write_table(table, str(path))
+
+
+def _norm(name: str) -> str:
+    return name.strip().lower().replace("-", "").replace("_", "") if name not in ("0", "1") else name
+
+
+def _class_of(name: str) -> str | None:
+    return CLASS_ALIASES.get(name.strip().lower()) or CLASS_ALIASES.get(_norm(name))
+
+
+def _split_of(name: str) -> str | None:
+    return SPLIT_ALIASES.get(name.strip().lower()) or SPLIT_ALIASES.get(_norm(name))
+
+
+def _subdirs(path: str) -> list[os.DirEntry]:
+    with os.scandir(path) as it:
+        return sorted((e for e in it if e.is_dir(follow_symlinks=True)), key=lambda e: e.name)
+
+
+def _scan_images(folder: str) -> Iterator[tuple[str, int]]:
+    """Recursive os.scandir walk yielding (path, bytes) of image files; never follows symlinked dirs."""
+    stack = [folder]
+    while stack:
+        current = stack.pop()
+        try:
+            with os.scandir(current) as it:
+                entries = sorted(it, key=lambda e: e.name)
+        except OSError:
+            continue
+        subdirs = []
+        for entry in entries:
+            try:
+                if entry.is_dir(follow_symlinks=False):
+                    subdirs.append(entry.path)
+                elif os.path.splitext(entry.name)[1].lower() in IMAGE_EXTENSIONS:
+                    try:
+                        size = entry.stat(follow_symlinks=True).st_size
+                    except OSError:
+                        size = -1  # dangling link or unreadable: kept, reported when decoded
+                    yield entry.path, size
+            except OSError:
+                continue
+        stack.extend(reversed(subdirs))
+
+
+def _class_folders(folder: str) -> dict[str, list[str]]:
+    found: dict[str, list[str]] = {}
+    for entry in _subdirs(folder):
+        cls = _class_of(entry.name)
+        if cls is not None:
+            found.setdefault(cls, []).append(entry.path)
+    return found
+
+
+def _collect(class_dirs: dict[str, list[str]], split: str) -> list[Sample]:
+    samples = []
+    for cls, dirs in sorted(class_dirs.items()):
+        label = CLASS_NAMES.index(cls)
+        for d in dirs:
+            samples.extend(Sample(p, label, split, size) for p, size in _scan_images(d))
+    return samples
+
+
+def assign_splits(
+    samples: Sequence[Sample], fractions: Sequence[float] = DEFAULT_SPLIT_FRACTIONS, seed: int = 0
+) -> list[Sample]:
+    """Deterministic, stratified train/val/test assignment (by class, after a seeded shuffle)."""
+    if len(fractions) != 3 or abs(sum(fractions) - 1.0) > 1e-6:
+        raise DatasetError(f"split fractions must be three numbers summing to 1, got {fractions}")
+    out: list[Sample] = []
+    for label in (0, 1):
+        group = sorted((s for s in samples if s.label == label), key=lambda s: s.path)
+        order = np.random.default_rng(seed + label).permutation(len(group))
+        n_train = int(round(fractions[0] * len(group)))
+        n_val = int(round(fractions[1] * len(group)))
+        for rank, i in enumerate(order):
+            split = "train" if rank < n_train else "val" if rank < n_train + n_val else "test"
+            s = group[i]
+            out.append(Sample(s.path, s.label, split, s.size))
+    return sorted(out, key=lambda s: (SPLITS.index(s.split), s.label, s.path))
+
+
+def read_csv_manifest(csv_path: str | Path, seed: int = 0) -> Manifest:
+    """A CSV with columns path,label[,split]; relative paths are relative to the CSV's folder."""
+    csv_path = Path(csv_path)
+    base = csv_path.parent
+    samples: list[Sample] = []
+    has_split = False
+    with open(csv_path, newline="") as fh:
+        reader = csv.DictReader(fh)
+        fields = [f.strip().lower() for f in reader.fieldnames or []]
+        if "path" not in fields or "label" not in fields:
+            raise DatasetError(f"{csv_path}: a manifest CSV needs 'path' and 'label' columns, has {fields}")
+        has_split = "split" in fields
+        for line_no, row in enumerate(reader, start=2):
+            row = {k.strip().lower(): (v or "").strip() for k, v in row.items() if k}
+            cls = _class_of(row["label"])
+            if cls is None:
+                raise DatasetError(f"{csv_path}:{line_no}: unknown label {row['label']!r}")
+            split = "train"
+            if has_split:
+                split = _split_of(row.get("split", "")) or ""
+                if not split:
+                    raise DatasetError(f"{csv_path}:{line_no}: unknown split {row.get('split')!r}")
+            path = row["path"] if os.path.isabs(row["path"]) else str(base / row["path"])
+            try:
+                size = os.stat(path).st_size
+            except OSError:
+                size = -1
+            samples.append(Sample(path, CLASS_NAMES.index(cls), split, size))
+    if not samples:
+        raise DatasetError(f"{csv_path}: manifest has no rows")
+    if not has_split:
+        samples = assign_splits(samples, seed=seed)
+    return Manifest(str(base), tuple(samples), "csv")
+
+
+def discover(root: str | Path, *, seed: int = 0) -> Manifest:
+    """Recognise a dataset: Kaggle split/class folders, a flat class-folder root, or a CSV manifest.
+
+    Flat roots are split deterministically (seeded, stratified 80/10/10).
+    """
+    root = str(root)
+    if os.path.isfile(root):
+        if root.lower().endswith(".csv"):
+            return read_csv_manifest(root, seed=seed)
+        raise DatasetError(f"{root}: expected a dataset folder or a .csv manifest")
+    if not os.path.isdir(root):
+        raise DatasetError(f"{root}: no such folder")
+
+    split_dirs = [(split, e.path) for e in _subdirs(root) if (split := _split_of(e.name))]
+    samples: list[Sample] = []
+    if split_dirs:
+        for split, path in split_dirs:
+            samples.extend(_collect(_class_folders(path), split))
+        layout = "splits"
+    else:
+        class_dirs = _class_folders(root)
+        if class_dirs:
+            samples = assign_splits(_collect(class_dirs, "train"), seed=seed)
+            layout = "flat"
+        else:
+            csvs = sorted(Path(root).glob("*.csv"))
+            if len(csvs) == 1:
+                return read_csv_manifest(csvs[0], seed=seed)
+            raise DatasetError(
+                f"{root}: no split folders (Train/Validation/Test), no class folders (Real/Fake) "
+                "and no single manifest CSV found"
+            )
+    if not samples:
+        raise DatasetError(f"{root}: found the folder layout but no image files in it")
+    return Manifest(root, tuple(samples), layout)
+
+
+def discover_split(root: str | Path, split: str | None = None, *, seed: int = 0) -> Manifest:
+    """The samples to evaluate on: for a split layout its `split` (default test), for a class-folder
+    root with no split folders every image in it (Real and/or Fake may be missing)."""
+    root_s = str(root)
+    if os.path.isdir(root_s) and not any(_split_of(e.name) for e in _subdirs(root_s)):
+        class_dirs = _class_folders(root_s)
+        if class_dirs:
+            samples = _collect(class_dirs, split or "test")
+            if not samples:
+                raise DatasetError(f"{root_s}: class folders hold no image files")
+            return Manifest(root_s, tuple(samples), "classes")
+    manifest = discover(root, seed=seed)
+    chosen = manifest.split(split or "test")
+    if not len(chosen):
+        raise DatasetError(f"{root_s}: has no '{split or 'test'}' split (has {manifest.splits})")
+    return chosen

@@ -1,0 +1,158 @@
+"""One self-contained HTML report (plots inlined as base64 PNG) over every evaluated dataset."""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+
+from deepfake_detector.data.images import UnreadableImage, load_image
+from deepfake_detector.evaluation import plots
+from deepfake_detector.evaluation.robustness import PERTURBATIONS, severity_key
+from deepfake_detector.fileio import atomic_write_bytes, atomic_write_text
+from deepfake_detector.spec import ModelSpec
+
+if TYPE_CHECKING:
+    from deepfake_detector.evaluation.evaluate import DatasetResult
+
+TEMPLATES = Path(__file__).parent / "templates"
+HARDEST_K = 8
+THUMBNAIL_SIZE = 128
+
+# (key, column title, format) of the cross-dataset table, in order.
+TABLE_COLUMNS = (
+    ("n_real", "real", "d"),
+    ("n_fake", "fake", "d"),
+    ("accuracy", "accuracy", ".4f"),
+    ("balanced_accuracy", "balanced acc.", ".4f"),
+    ("precision", "precision", ".4f"),
+    ("recall", "recall", ".4f"),
+    ("f1", "F1", ".4f"),
+    ("roc_auc", "ROC-AUC", ".4f"),
+    ("average_precision", "AP", ".4f"),
+    ("eer", "EER", ".4f"),
+    ("log_loss", "log loss", ".4f"),
+    ("brier", "Brier", ".4f"),
+    ("ece", "ECE", ".4f"),
+    ("fraction_flagged_fake", "flagged fake", ".4f"),
+)
+ROBUSTNESS_COLUMNS = (
+    ("roc_auc", "ROC-AUC", ".4f"),
+    ("accuracy", "accuracy", ".4f"),
+    ("balanced_accuracy", "balanced acc.", ".4f"),
+    ("ece", "ECE", ".4f"),
+    ("fraction_flagged_fake", "flagged fake", ".4f"),
+)
+
+
+def format_value(value: Any, spec: str) -> str:
+    return "—" if value is None else format(value, spec)
+
+
+def _data_uri(png: bytes) -> str:
+    return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
+
+
+def hardest_mistakes(result: DatasetResult, wrong_class: int, k: int = HARDEST_K) -> list[int]:
+    """Indices of the k most confident wrong decisions: reals scored most fake, or fakes most real."""
+    threshold = result.metrics["threshold"]
+    if wrong_class == 0:  # false positives: real images called fake, most confident first
+        candidates = np.flatnonzero((result.labels == 0) & (result.probs >= threshold))
+        order = np.argsort(-result.probs[candidates], kind="stable")
+    else:  # false negatives: fakes called real
+        candidates = np.flatnonzero((result.labels == 1) & (result.probs < threshold))
+        order = np.argsort(result.probs[candidates], kind="stable")
+    return [int(i) for i in candidates[order][:k]]
+
+
+def _mistakes_grid(result: DatasetResult, wrong_class: int) -> bytes | None:
+    images, captions = [], []
+    for index in hardest_mistakes(result, wrong_class):
+        try:
+            images.append(load_image(result.paths[index], size=THUMBNAIL_SIZE))
+        except UnreadableImage:
+            continue  # the file changed since it was scored; show the others
+        name = Path(result.paths[index]).name
+        captions.append(
+            f"p(fake)={result.probs[index]:.3f}\n{name if len(name) <= 22 else name[:19] + '...'}"
+        )
+    if not images:
+        return None
+    title = "hardest false positives (real called fake)" if wrong_class == 0 else "hardest false negatives"
+    return plots.image_grid_png(images, captions, f"{result.name}: {title}")
+
+
+def _figures(result: DatasetResult) -> dict[str, bytes]:
+    both_classes = result.metrics["roc_auc"] is not None
+    title = result.name
+    figures = {
+        "confusion": plots.confusion_matrix_png(
+            result.metrics["confusion_matrix"], f"{title} (t={result.metrics['threshold']:.3f})"
+        ),
+        "reliability": plots.reliability_png(result.labels, result.probs, f"{title}: reliability"),
+    }
+    if both_classes:
+        figures["roc"] = plots.roc_png(result.labels, result.probs, f"{title}: ROC")
+        figures["pr"] = plots.pr_png(result.labels, result.probs, f"{title}: precision-recall")
+    for key, wrong_class in (("false_positives", 0), ("false_negatives", 1)):
+        grid = _mistakes_grid(result, wrong_class)
+        if grid is not None:
+            figures[key] = grid
+    if result.robustness:
+        figures["robustness"] = plots.robustness_png(
+            result.robustness, result.metrics["roc_auc"], f"{title}: ROC-AUC under perturbations"
+        )
+    return figures
+
+
+def _robustness_rows(result: DatasetResult) -> list[dict[str, Any]]:
+    rows = [{"perturbation": "none (clean)", "severity": "", "cells": result.metrics}]
+    for name, by_severity in (result.robustness or {}).items():
+        for severity in PERTURBATIONS[name].severities:
+            cell = by_severity.get(severity_key(severity))
+            if cell is not None:
+                rows.append(
+                    {
+                        "perturbation": name,
+                        "severity": f"{PERTURBATIONS[name].parameter} {severity_key(severity)}",
+                        "cells": cell,
+                    }
+                )
+    return rows
+
+
+def write_report(
+    out_dir: str | Path, results: Sequence[DatasetResult], spec: ModelSpec, *, model_ref: str = ""
+) -> Path:
+    """Write DIR/plots/<dataset>_<figure>.png and DIR/report.html (which inlines the same PNGs)."""
+    out = Path(out_dir)
+    sections = []
+    for result in results:
+        figures = _figures(result)
+        for key, png in figures.items():
+            atomic_write_bytes(out / "plots" / f"{result.name}_{key}.png", png)
+        sections.append(
+            {
+                "result": result,
+                "figures": {key: _data_uri(png) for key, png in figures.items()},
+                "robustness_rows": _robustness_rows(result) if result.robustness else [],
+            }
+        )
+    env = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(["html"]))
+    env.filters["fmt"] = format_value
+    html = env.get_template("report.html").render(
+        spec=spec,
+        model_ref=model_ref,
+        sections=sections,
+        columns=TABLE_COLUMNS,
+        robustness_columns=ROBUSTNESS_COLUMNS,
+        generated=dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+    )
+    path = out / "report.html"
+    atomic_write_text(path, html)
+    return path

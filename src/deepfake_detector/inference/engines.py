@@ -1,0 +1,129 @@
+"""Inference engines: a batch of preprocessed images (float32 NCHW) in, one fake-logit per image out.
+
+`OnnxEngine` never imports torch, so a slim install (numpy + onnxruntime + the image decoders)
+can serve an exported model. `TorchEngine` runs the bundle itself.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+from deepfake_detector.spec import ModelSpec
+
+DEFAULT_ORT_THREADS = 2
+ONNX_INPUT = "input"
+ONNX_OUTPUT = "logit"
+
+
+class Engine(Protocol):
+    name: str
+    spec: ModelSpec
+
+    def logits(self, batch: np.ndarray) -> np.ndarray: ...
+
+
+class ModelMismatch(ValueError):
+    """An exported model that does not belong to the model.json beside it."""
+
+
+class TorchEngine:
+    """A model bundle run by PyTorch: batched, no autograd, channels-last memory layout."""
+
+    name = "torch"
+
+    def __init__(self, model: Any, spec: ModelSpec, threads: int | None = None):
+        import torch
+
+        if threads:
+            torch.set_num_threads(int(threads))
+        self.torch = torch
+        self.spec = spec
+        self.model = model.eval().to(memory_format=torch.channels_last)
+
+    @classmethod
+    def load(cls, model_ref: str | Path, threads: int | None = None) -> TorchEngine:
+        from deepfake_detector.models import load_bundle
+
+        model, spec = load_bundle(model_ref)
+        return cls(model, spec, threads=threads)
+
+    def logits(self, batch: np.ndarray) -> np.ndarray:
+        torch = self.torch
+        x = torch.from_numpy(np.ascontiguousarray(batch, dtype=np.float32))
+        with torch.inference_mode():
+            out = self.model(x.contiguous(memory_format=torch.channels_last))
+        return out.reshape(-1).float().numpy()
+
+
+class OnnxEngine:
+    """An exported .onnx model run by ONNX Runtime on the CPU."""
+
+    name = "onnx"
+
+    def __init__(self, onnx_path: str | Path, spec: ModelSpec, threads: int | None = None):
+        import onnxruntime as ort
+
+        self.path = Path(onnx_path)
+        self.spec = spec
+        check_onnx_file(self.path)
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = int(threads or DEFAULT_ORT_THREADS)
+        options.inter_op_num_threads = 1
+        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        try:
+            self.session = ort.InferenceSession(
+                str(self.path), sess_options=options, providers=["CPUExecutionProvider"]
+            )
+        except Exception as exc:
+            raise ModelMismatch(f"{self.path}: ONNX Runtime cannot load this model ({exc})") from exc
+        self.metadata = dict(self.session.get_modelmeta().custom_metadata_map)
+        self._check_matches_spec()
+        self.input_name = self.session.get_inputs()[0].name
+
+    def _check_matches_spec(self) -> None:
+        exported_from = self.metadata.get("weights_sha256", "")
+        if exported_from and self.spec.weights_sha256 and exported_from != self.spec.weights_sha256:
+            raise ModelMismatch(
+                f"{self.path}: exported from other weights than model.json describes (SHA-256 "
+                f"{exported_from[:12]}... vs {self.spec.weights_sha256[:12]}...); "
+                "re-run `deepfake-detector export`"
+            )
+        shape = self.session.get_inputs()[0].shape
+        if len(shape) != 4 or any(isinstance(d, int) and d != self.spec.img_size for d in shape[2:]):
+            raise ModelMismatch(
+                f"{self.path}: input shape {shape} does not take "
+                f"{self.spec.img_size}x{self.spec.img_size} images"
+            )
+
+    def logits(self, batch: np.ndarray) -> np.ndarray:
+        x = np.ascontiguousarray(batch, dtype=np.float32)
+        (out,) = self.session.run(None, {self.input_name: x})
+        return np.asarray(out, dtype=np.float32).reshape(-1)
+
+
+def check_onnx_file(path: Path) -> None:
+    """Validate an .onnx file with onnx.checker when the onnx package is installed (not in slim installs)."""
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: ONNX model file not found")
+    try:
+        import onnx
+    except ImportError:
+        return
+    try:
+        onnx.checker.check_model(os.fspath(path))
+    except Exception as exc:
+        raise ModelMismatch(f"{path}: not a valid ONNX model ({exc})") from exc
+
+
+def torch_available() -> bool:
+    import importlib.util
+
+    try:
+        return importlib.util.find_spec("torch") is not None
+    except (ImportError, ValueError):  # sys.modules["torch"] = None makes find_spec raise
+        return False

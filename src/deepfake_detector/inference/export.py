@@ -1,0 +1,244 @@
+"""Export a model bundle to ONNX (checked against PyTorch), and optional static int8 quantisation.
+
+ONNX layout: input "input" float32 NCHW (dynamic batch), output "logit" (N, 1), opset 17, written
+by the TorchScript exporter (dynamo=False). The file records the weights' SHA-256 so a stale
+export next to retrained weights is refused at load time.
+"""
+
+from __future__ import annotations
+
+import io
+import tempfile
+import warnings
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from deepfake_detector.data.images import IMAGE_EXTENSIONS, UnreadableImage, load_image
+from deepfake_detector.fileio import atomic_write_bytes
+from deepfake_detector.inference.engines import ONNX_INPUT, ONNX_OUTPUT, OnnxEngine
+from deepfake_detector.locate import model_dir
+from deepfake_detector.spec import ModelSpec, preprocess_batch
+
+OPSET = 17
+VERIFY_ATOL = 1e-4
+CALIBRATION_IMAGES = 200
+INT8_FILE = "model.int8.onnx"
+
+
+class ExportError(RuntimeError):
+    pass
+
+
+def export_onnx(model_ref: str | Path, out_path: str | Path | None = None, *, verify: bool = True) -> Path:
+    """Write the bundle as ONNX (default: model.onnx beside model.json), atomically; returns its path."""
+    import onnx
+    import torch
+
+    from deepfake_detector.models import load_bundle
+
+    model, spec = load_bundle(model_ref)
+    folder = model_dir(model_ref)
+    out = Path(out_path) if out_path else folder / "model.onnx"
+    dummy = torch.randn(2, 3, spec.img_size, spec.img_size)
+    buffer = io.BytesIO()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # TorchScript exporter deprecation notices
+        torch.onnx.export(
+            model,
+            (dummy,),
+            buffer,
+            input_names=[ONNX_INPUT],
+            output_names=[ONNX_OUTPUT],
+            dynamic_axes={ONNX_INPUT: {0: "batch"}, ONNX_OUTPUT: {0: "batch"}},
+            opset_version=OPSET,
+            do_constant_folding=True,
+            dynamo=False,
+        )
+    proto = onnx.load_from_string(buffer.getvalue())
+    _set_metadata(proto, spec)
+    onnx.checker.check_model(proto)
+    atomic_write_bytes(out, proto.SerializeToString())
+    if verify:
+        verify_against_torch(model, out, spec)
+    return out
+
+
+def _set_metadata(proto: Any, spec: ModelSpec) -> None:
+    import onnx
+
+    from deepfake_detector import __version__
+
+    values = {
+        "weights_sha256": spec.weights_sha256,
+        "architecture": spec.architecture,
+        "img_size": str(spec.img_size),
+        "exported_by": f"deepfake-detector {__version__}",
+    }
+    del proto.metadata_props[:]
+    onnx.helper.set_model_props(proto, values)
+
+
+def verify_against_torch(model: Any, onnx_path: Path, spec: ModelSpec, n: int = 8) -> float:
+    """Max |logit difference| between PyTorch and ONNX Runtime on random inputs; raises above tolerance."""
+    import torch
+
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, size=(n, spec.img_size, spec.img_size, 3), dtype=np.uint8)
+    batch = preprocess_batch(images, spec)
+    with torch.inference_mode():
+        expected = model(torch.from_numpy(batch)).reshape(-1).numpy()
+    got = OnnxEngine(onnx_path, spec, threads=1).logits(batch)
+    diff = float(np.max(np.abs(expected - got)))
+    scale = max(1.0, float(np.max(np.abs(expected))))
+    if diff > VERIFY_ATOL * scale:
+        raise ExportError(
+            f"{onnx_path}: ONNX logits differ from PyTorch by {diff:.2e} (tolerance {VERIFY_ATOL})"
+        )
+    return diff
+
+
+@dataclass
+class QuantReport:
+    """What int8 quantisation did to the model's decisions on the calibration images."""
+
+    path: Path
+    calibration: str  # where the calibration images came from
+    n_images: int
+    decision_agreement: float  # fraction of images with the same fake/real call as fp32
+    max_abs_prob_diff: float
+    accuracy_fp32: float | None  # when the calibration images have real/fake labels
+    accuracy_int8: float | None
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["path"] = str(self.path)
+        return data
+
+
+def quantize_int8(
+    fp32_path: str | Path,
+    spec: ModelSpec,
+    calibration: Sequence[str | Path] | str | Path | None = None,
+    out_path: str | Path | None = None,
+    n_images: int = CALIBRATION_IMAGES,
+) -> QuantReport:
+    """Static QDQ int8 quantisation (per-channel weights) calibrated on ~n_images real images."""
+    import onnx
+    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    fp32_path = Path(fp32_path)
+    out = Path(out_path) if out_path else fp32_path.with_name(INT8_FILE)
+    images, labels, source = calibration_set(spec, calibration, n_images)
+    batch = preprocess_batch(images, spec)
+
+    class Reader(CalibrationDataReader):
+        def __init__(self) -> None:
+            self.chunks = iter([batch[i : i + 16] for i in range(0, len(batch), 16)])
+
+        def get_next(self) -> dict[str, np.ndarray] | None:
+            chunk = next(self.chunks, None)
+            return None if chunk is None else {ONNX_INPUT: chunk}
+
+    with tempfile.TemporaryDirectory(prefix="quant-") as tmp:
+        prepared = Path(tmp) / "prepared.onnx"
+        quantized = Path(tmp) / "int8.onnx"
+        quant_pre_process(str(fp32_path), str(prepared))
+        quantize_static(
+            str(prepared),
+            str(quantized),
+            Reader(),
+            quant_format=QuantFormat.QDQ,
+            per_channel=True,
+            activation_type=QuantType.QUInt8,
+            weight_type=QuantType.QInt8,
+        )
+        proto = onnx.load(str(quantized))
+    _set_metadata(proto, spec)
+    onnx.checker.check_model(proto)
+    atomic_write_bytes(out, proto.SerializeToString())
+
+    prob32 = spec.probability(OnnxEngine(fp32_path, spec).logits(batch))
+    prob8 = spec.probability(OnnxEngine(out, spec).logits(batch))
+    fake32, fake8 = prob32 >= spec.threshold, prob8 >= spec.threshold
+    acc32 = acc8 = None
+    if labels is not None:
+        acc32 = float(np.mean(fake32 == labels.astype(bool)))
+        acc8 = float(np.mean(fake8 == labels.astype(bool)))
+    return QuantReport(
+        path=out,
+        calibration=source,
+        n_images=len(images),
+        decision_agreement=float(np.mean(fake32 == fake8)),
+        max_abs_prob_diff=float(np.max(np.abs(prob32 - prob8))),
+        accuracy_fp32=acc32,
+        accuracy_int8=acc8,
+    )
+
+
+def calibration_set(
+    spec: ModelSpec, calibration: Sequence[str | Path] | str | Path | None, n_images: int
+) -> tuple[list[np.ndarray], np.ndarray | None, str]:
+    """(images at img_size, labels or None, description): the given folder/files, else the model's
+    validation data when model.json records where it trained, else seeded random noise."""
+    paths: list[Path] = []
+    labels: np.ndarray | None = None
+    source = ""
+    if isinstance(calibration, (str, Path)):
+        paths, labels = _sample_folder(Path(calibration), n_images)
+        source = str(calibration)
+    elif calibration is not None:
+        paths = [Path(p) for p in calibration][:n_images]
+        source = f"{len(paths)} given files"
+    else:
+        for root in spec.trained_on:
+            if Path(root).is_dir():
+                paths, labels = _sample_folder(Path(root), n_images, split="val")
+                source = f"{root} (validation split)"
+                break
+    images: list[np.ndarray] = []
+    kept: list[int] = []
+    for i, path in enumerate(paths):
+        try:
+            images.append(load_image(path, size=spec.img_size))
+            kept.append(i)
+        except UnreadableImage:
+            continue
+    if labels is not None:
+        labels = labels[kept]
+    if not images:
+        if calibration is not None:
+            raise ExportError(f"{calibration}: no readable calibration images found")
+        warnings.warn(
+            "no calibration images (pass --calib DIR): calibrating int8 on random noise, "
+            "which can cost accuracy",
+            stacklevel=2,
+        )
+        rng = np.random.default_rng(0)
+        images = list(rng.integers(0, 256, size=(32, spec.img_size, spec.img_size, 3), dtype=np.uint8))
+        return images, None, "random noise (no calibration images given)"
+    return images, labels, source
+
+
+def _sample_folder(
+    root: Path, n_images: int, split: str | None = None
+) -> tuple[list[Path], np.ndarray | None]:
+    """A seeded sample of a labelled dataset folder (real/fake), or of any folder of images."""
+    from deepfake_detector.data.manifest import DatasetError, discover_split
+
+    try:
+        manifest = discover_split(root, split) if split else discover_split(root)
+        if len(manifest.samples) > n_images:  # sample() takes a count per class
+            manifest = manifest.sample(max(1, n_images // 2))
+        return [Path(p) for p in manifest.paths], np.asarray(manifest.labels)
+    except (DatasetError, ValueError):
+        files = sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS)
+        if not files:
+            raise ExportError(f"{root}: no images found for calibration") from None
+        rng = np.random.default_rng(0)
+        picked = rng.choice(len(files), size=min(n_images, len(files)), replace=False)
+        return [files[i] for i in sorted(picked)], None

@@ -1,0 +1,151 @@
+"""Training data: every image decoded once at the training size into a uint8 cache, then augmented."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import lightning as L
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset, WeightedRandomSampler
+
+from deepfake_detector.data import Manifest, UnreadableImage, load_image
+from deepfake_detector.spec import ModelSpec, preprocess_batch
+
+
+def decode_all(
+    paths: Sequence[str],
+    size: int,
+    workers: int = 2,
+    progress: Callable[[int], None] | None = None,
+    out: np.ndarray | None = None,
+) -> tuple[np.ndarray, list[UnreadableImage]]:
+    """Decode `paths` at size x size into one (N, S, S, 3) uint8 array; unreadable files stay black."""
+    arrays = out if out is not None else np.zeros((len(paths), size, size, 3), dtype=np.uint8)
+    errors: list[UnreadableImage] = []
+
+    def one(i: int) -> UnreadableImage | None:
+        try:
+            arrays[i] = load_image(paths[i], size=size)
+        except UnreadableImage as exc:
+            return exc
+        return None
+
+    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+        for start in range(0, len(paths), 512):
+            chunk = range(start, min(start + 512, len(paths)))
+            errors.extend(e for e in pool.map(one, chunk) if e is not None)
+            if progress:
+                progress(len(chunk))
+    return arrays, errors
+
+
+def cached_arrays(manifest: Manifest, size: int, cache_dir: str | None, workers: int = 2) -> np.ndarray:
+    """Decoded images for a manifest, from an on-disk .npy cache keyed by content listing and size."""
+    if not cache_dir:
+        arrays, _ = decode_all(manifest.paths, size, workers)
+        return arrays
+    key = hashlib.sha256(f"{manifest.digest()}:{size}".encode()).hexdigest()[:20]
+    path = Path(cache_dir) / f"images-{key}-{size}px.npy"
+    if path.is_file():
+        return np.load(path, mmap_mode="r")
+    Path(cache_dir).mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(f".{os.getpid()}.tmp.npy")
+    arrays = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=(len(manifest), size, size, 3))
+    decode_all(manifest.paths, size, workers, out=arrays)
+    arrays.flush()
+    del arrays
+    os.replace(tmp, path)
+    return np.load(path, mmap_mode="r")
+
+
+class ArrayDataset(Dataset):
+    """Cached uint8 images + labels -> (normalised CHW float tensor, float label)."""
+
+    def __init__(self, arrays: np.ndarray, labels: np.ndarray, spec: ModelSpec, augment=None):
+        self.arrays, self.labels, self.spec, self.augment = arrays, labels, spec, augment
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
+        img = np.asarray(self.arrays[i])
+        if self.augment is not None:
+            img = self.augment(image=img)["image"]
+        x = preprocess_batch(img[None], self.spec)[0]
+        return torch.from_numpy(x), torch.tensor(float(self.labels[i]))
+
+
+class DeepfakeDataModule(L.LightningDataModule):
+    def __init__(
+        self,
+        train: Manifest,
+        val: Manifest,
+        spec: ModelSpec,
+        batch_size: int,
+        augment=None,
+        balance: str = "none",
+        workers: int = 0,
+        cache_dir: str | None = None,
+        seed: int = 0,
+    ):
+        super().__init__()
+        self.train_manifest, self.val_manifest, self.spec = train, val, spec
+        self.batch_size, self.augment, self.balance = batch_size, augment, balance
+        self.workers, self.cache_dir, self.seed = workers, cache_dir, seed
+        self._train: ArrayDataset | None = None
+        self._val: ArrayDataset | None = None
+
+    def setup(self, stage: str | None = None) -> None:
+        if self._train is None:
+            size = self.spec.img_size
+            decode_workers = max(2, os.cpu_count() or 2)
+            self._train = ArrayDataset(
+                cached_arrays(self.train_manifest, size, self.cache_dir, decode_workers),
+                self.train_manifest.labels,
+                self.spec,
+                self.augment,
+            )
+            self._val = ArrayDataset(
+                cached_arrays(self.val_manifest, size, self.cache_dir, decode_workers),
+                self.val_manifest.labels,
+                self.spec,
+            )
+
+    @property
+    def val_dataset(self) -> ArrayDataset:
+        self.setup()
+        assert self._val is not None
+        return self._val
+
+    def _loader(self, dataset: Dataset, shuffle: bool, sampler=None) -> DataLoader:
+        generator = torch.Generator().manual_seed(self.seed)
+        return DataLoader(
+            dataset,
+            batch_size=self.batch_size,
+            shuffle=shuffle and sampler is None,
+            sampler=sampler,
+            num_workers=self.workers,
+            persistent_workers=self.workers > 0,
+            pin_memory=torch.cuda.is_available(),
+            generator=generator,
+            drop_last=False,
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        assert self._train is not None
+        sampler = None
+        if self.balance == "sampler":
+            labels = self._train.labels
+            counts = np.bincount(labels, minlength=2).astype(np.float64)
+            weights = (1.0 / np.maximum(counts, 1))[labels]
+            sampler = WeightedRandomSampler(torch.as_tensor(weights), num_samples=len(labels), replacement=True)
+        return self._loader(self._train, shuffle=True, sampler=sampler)
+
+    def val_dataloader(self) -> DataLoader:
+        assert self._val is not None
+        return self._loader(self._val, shuffle=False)

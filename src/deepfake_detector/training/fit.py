@@ -1,0 +1,211 @@
+"""`train()`: preset + dataset -> a run directory with a calibrated, loadable model."""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import numpy as np
+import torch
+from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint, RichProgressBar
+
+from deepfake_detector.data import Manifest, discover
+from deepfake_detector.evaluation.calibration import fit_temperature
+from deepfake_detector.evaluation.metrics import compute_metrics
+from deepfake_detector.evaluation.threshold import choose_threshold
+from deepfake_detector.fileio import atomic_write_json, atomic_write_text
+from deepfake_detector.models import create_model, model_info, save_bundle
+from deepfake_detector.spec import ModelSpec
+from deepfake_detector.training.augment import build_train_augment
+from deepfake_detector.training.callbacks import EpochMetrics
+from deepfake_detector.training.config import ConfigError, TrainConfig, load_config
+from deepfake_detector.training.datamodule import DeepfakeDataModule
+from deepfake_detector.training.module import DeepfakeClassifier
+
+CONFIG_FILE, DATA_FILE, LAST_CKPT = "config.yaml", "data.json", "checkpoints/last.ckpt"
+
+
+class RunError(ValueError):
+    pass
+
+
+@dataclass
+class RunResult:
+    run_dir: Path
+    spec: ModelSpec
+    epochs_completed: int
+
+
+def _prepare_run(data: str | None, preset: str, run_dir: Path, overrides: dict, resume: bool):
+    if resume:
+        if not (run_dir / CONFIG_FILE).is_file():
+            raise RunError(f"{run_dir}: cannot resume, no {CONFIG_FILE} (not a run directory)")
+        cfg = load_config(run_dir / CONFIG_FILE, overrides)
+        recorded = json.loads((run_dir / DATA_FILE).read_text())
+        data = data or recorded["root"]
+        manifest = _select(discover(data, seed=cfg.seed), cfg)
+        if manifest.digest() != recorded["manifest_hash"]:
+            raise RunError(f"{data}: the dataset changed since {run_dir} started (manifest hash differs)")
+        return cfg, manifest, data
+    if data is None:
+        raise RunError("a DATA folder is needed unless --resume is given")
+    if (run_dir / LAST_CKPT).exists() or (run_dir / "model.json").exists():
+        raise RunError(f"{run_dir}: already holds a run; use --resume {run_dir} or another --out")
+    cfg = load_config(preset, overrides)
+    manifest = _select(discover(data, seed=cfg.seed), cfg)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(run_dir / CONFIG_FILE, cfg.to_yaml())
+    manifest.to_csv(run_dir / "manifest.csv")
+    atomic_write_json(
+        run_dir / DATA_FILE,
+        {
+            "root": str(data),
+            "name": Path(os.path.abspath(data)).name,
+            "manifest_hash": manifest.digest(),
+            "counts": manifest.counts(),
+            "layout": manifest.layout,
+        },
+    )
+    return cfg, manifest, data
+
+
+def _select(manifest: Manifest, cfg: TrainConfig) -> Manifest:
+    manifest = Manifest(manifest.root, tuple(s for s in manifest if s.split in ("train", "val")), manifest.layout)
+    return manifest.sample(cfg.limit_per_class, seed=cfg.seed) if cfg.limit_per_class else manifest
+
+
+def _trainer_kwargs(cfg: TrainConfig) -> dict[str, Any]:
+    gpu = torch.cuda.is_available() and cfg.accelerator in ("auto", "gpu", "cuda")
+    precision = cfg.precision or ("16-mixed" if gpu else "32-true")
+    return {
+        "accelerator": cfg.accelerator,
+        "devices": cfg.devices,
+        "num_nodes": cfg.num_nodes,
+        "strategy": cfg.strategy,
+        "precision": precision,
+        "max_epochs": cfg.epochs,
+        "limit_train_batches": cfg.train_fraction,
+        "limit_val_batches": cfg.val_fraction,
+        "num_sanity_val_steps": 0,
+        "log_every_n_steps": 10,
+        "deterministic": False,  # max-pool backward has no deterministic CPU kernel; seeds still fix the data
+    }
+
+
+def _logger(run_dir: Path):
+    try:
+        from lightning.pytorch.loggers import TensorBoardLogger
+
+        import tensorboard  # noqa: F401
+
+        return TensorBoardLogger(str(run_dir), name="tensorboard", version="")
+    except ImportError:
+        return False
+
+
+def train(
+    data: str | None,
+    preset: str = "default",
+    out: str | Path = "runs/latest",
+    overrides: dict[str, Any] | None = None,
+    resume: bool = False,
+    progress: bool = True,
+) -> RunResult:
+    """Train a preset on a dataset's train split, select on val, calibrate, and save the model."""
+    run_dir = Path(out)
+    cfg, manifest, data = _prepare_run(data, preset, run_dir, overrides or {}, resume)
+    train_m, val_m = manifest.split("train"), manifest.split("val")
+    if not len(train_m) or not len(val_m):
+        raise RunError(f"{data}: need both train and val images, found {manifest.counts()}")
+    labels = train_m.labels
+    if labels.min() == labels.max():
+        raise RunError(f"{data}: the train split has only one class ({manifest.counts()})")
+
+    L.seed_everything(cfg.seed, workers=True, verbose=False)
+    info = model_info(cfg.model)
+    spec = ModelSpec(
+        architecture=cfg.model,
+        img_size=cfg.img_size,
+        mean=info.mean,
+        std=info.std,
+        name=f"{cfg.name}-{Path(os.path.abspath(str(data))).name}",
+        preset=cfg.name,
+        data_hash=manifest.digest(),
+        trained_on=[Path(os.path.abspath(str(data))).name],
+        threshold_method=cfg.threshold_method,
+    )
+    model = create_model(cfg.model, pretrained=cfg.pretrained, weights=cfg.weights, img_size=cfg.img_size)
+    model = model.to(memory_format=torch.channels_last)
+    n_fake, n_real = int(labels.sum()), int(len(labels) - labels.sum())
+    module = DeepfakeClassifier(model, cfg, pos_weight=n_real / n_fake if cfg.balance == "loss" else 1.0)
+    gpu = torch.cuda.is_available()
+    datamodule = DeepfakeDataModule(
+        train_m,
+        val_m,
+        spec,
+        cfg.batch_size,
+        augment=build_train_augment(cfg.augment),
+        balance=cfg.balance,
+        workers=cfg.workers if cfg.workers is not None else (4 if gpu else 0),
+        cache_dir=cfg.cache_dir,
+        seed=cfg.seed,
+    )
+    mode = "min" if cfg.checkpoint_monitor.endswith("loss") else "max"
+    checkpoint = ModelCheckpoint(
+        dirpath=run_dir / "checkpoints", filename="best", monitor=cfg.checkpoint_monitor, mode=mode, save_last=True
+    )
+    callbacks: list[L.Callback] = [
+        checkpoint,
+        EarlyStopping(cfg.early_stopping.monitor, patience=cfg.early_stopping.patience, mode=cfg.early_stopping.mode),
+        EpochMetrics(run_dir),
+    ]
+    if progress:
+        callbacks.append(RichProgressBar())
+    trainer = L.Trainer(
+        **_trainer_kwargs(cfg),
+        callbacks=callbacks,
+        logger=_logger(run_dir),
+        enable_progress_bar=progress,
+        enable_model_summary=False,
+        default_root_dir=str(run_dir),
+    )
+    last = run_dir / LAST_CKPT
+    trainer.fit(module, datamodule=datamodule, ckpt_path=str(last) if resume and last.is_file() else None)
+    if not trainer.is_global_zero:
+        return RunResult(run_dir, spec, trainer.current_epoch)
+
+    best = checkpoint.best_model_path or str(last)
+    state = torch.load(best, map_location="cpu", weights_only=True)["state_dict"]
+    module.load_state_dict(state)
+    finalize(module.model, spec, datamodule, cfg)
+    save_bundle(module.model, spec, run_dir)
+    return RunResult(run_dir, spec, trainer.current_epoch)
+
+
+@torch.no_grad()
+def validation_logits(model: torch.nn.Module, datamodule: DeepfakeDataModule) -> tuple[np.ndarray, np.ndarray]:
+    """Logits on the whole validation split (no augmentation), for calibration and the threshold."""
+    model = model.float().cpu().eval()
+    dataset = datamodule.val_dataset
+    logits = []
+    loader = torch.utils.data.DataLoader(dataset, batch_size=128, shuffle=False)
+    for x, _ in loader:
+        logits.append(model(x.contiguous(memory_format=torch.channels_last)).reshape(-1).numpy())
+    return np.concatenate(logits), np.asarray(dataset.labels)
+
+
+def finalize(model: torch.nn.Module, spec: ModelSpec, datamodule: DeepfakeDataModule, cfg: TrainConfig) -> None:
+    """Temperature scaling and the decision threshold, both fitted on validation only."""
+    logits, labels = validation_logits(model, datamodule)
+    spec.temperature = float(fit_temperature(labels, logits))
+    probs = spec.probability(logits)
+    spec.threshold = float(choose_threshold(labels, probs, method=cfg.threshold_method, target_fpr=cfg.target_fpr))
+    spec.threshold_method = cfg.threshold_method
+    spec.metrics = {"val": compute_metrics(labels, probs, spec.threshold)}
+
+
+__all__ = ["ConfigError", "RunError", "RunResult", "train"]
