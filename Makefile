@@ -8,7 +8,7 @@ DATA   ?= ../shared/data/dfdc
 OUT    ?= demo-out
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup demo test lint unit clean
+.PHONY: setup demo test lint unit clean notebook-env
 
 setup: $(STAMP)
 
@@ -22,7 +22,7 @@ $(STAMP): pyproject.toml Makefile
 	touch $(STAMP)
 
 demo: setup
-	bash scripts/demo.sh "$(DATA)" "$(OUT)"
+	$(PY) scripts/demo.py "$(DATA)" "$(OUT)"
 
 lint: setup
 	$(VENV)/bin/ruff check src tests benchmarks scripts
@@ -32,6 +32,11 @@ unit: setup
 	$(VENV)/bin/pytest -q
 
 test: lint unit
+
+# TensorFlow only for benchmarks against the notebook's Keras pipeline, in its own venv.
+notebook-env:
+	test -x .venv-notebook/bin/python || $(PYTHON) -m venv .venv-notebook
+	.venv-notebook/bin/pip install tensorflow-cpu pillow scipy
 
 clean:
 	rm -rf $(VENV) demo-out .pytest_cache .ruff_cache

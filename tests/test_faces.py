@@ -60,7 +60,9 @@ def test_group_photo_gives_one_row_per_face(detector: Detector, photos: dict[str
 
     # Each face row scores exactly the margin-grown square crop of that face.
     image = load_image(photos["group"])
-    crops = [crop_face(image, face.box, detector.spec.face_margin, detector.spec.img_size) for face in row.faces]
+    crops = [
+        crop_face(image, face.box, detector.spec.face_margin, detector.spec.img_size) for face in row.faces
+    ]
     np.testing.assert_allclose(
         [face.prob_fake for face in row.faces], detector.predict_proba(crops), atol=1e-6
     )
@@ -109,7 +111,9 @@ def test_crop_box_grows_by_the_margin_and_is_square() -> None:
     data=st.data(),
     margin=st.floats(0.0, 1.0),
 )
-def test_crop_box_always_lies_inside_the_image(width: int, height: int, data: st.DataObject, margin: float) -> None:
+def test_crop_box_always_lies_inside_the_image(
+    width: int, height: int, data: st.DataObject, margin: float
+) -> None:
     x1 = data.draw(st.integers(0, width - 2))
     y1 = data.draw(st.integers(0, height - 2))
     x2 = data.draw(st.integers(x1 + 1, width))
@@ -148,7 +152,9 @@ def test_grad_cam_maps_depend_on_the_image(detector: Detector) -> None:
     faces = [load_image(p, size=size) for p in FACES] or [
         rng.integers(0, 256, size=(size, size, 3), dtype=np.uint8) for _ in range(2)
     ]
-    maps = GradCam(detector.torch_model())(preprocess_batch(faces, detector.spec), [True, False][: len(faces)])
+    maps = GradCam(detector.torch_model())(
+        preprocess_batch(faces, detector.spec), [True, False][: len(faces)]
+    )
     assert maps.shape == (len(faces), size, size)
-    assert 0.0 <= maps.min() and maps.max() <= 1.0
+    assert maps.min() >= 0.0 and maps.max() <= 1.0
     assert max(float(m.std()) for m in maps) > 0.01

@@ -212,3 +212,13 @@ def test_exported_model_predicts_without_torch(exported: Path, images: list[Path
     with warnings.catch_warnings():
         expected = Detector.load(exported, engine="torch").predict(paths, faces="never")
     np.testing.assert_allclose([float(p) for p in probs], [r.prob_fake for r in expected], atol=1e-5)
+
+
+def test_detector_evaluates_a_labelled_folder(exported: Path, tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    write_images(data / "Real", 6, seed=1)
+    write_images(data / "Fake", 6, seed=2)
+    summary = Detector.load(exported).evaluate([data], tmp_path / "eval")
+    (metrics,) = summary.values()
+    assert metrics["n_real"] == 6 and metrics["n_fake"] == 6 and 0.0 <= metrics["accuracy"] <= 1.0
+    assert (tmp_path / "eval" / "metrics.json").is_file()

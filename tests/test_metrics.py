@@ -59,13 +59,19 @@ def test_metrics_agree_with_sklearn(data: tuple[np.ndarray, np.ndarray], thresho
     assert (m["n_real"], m["n_fake"]) == (int(np.sum(labels == 0)), int(np.sum(labels == 1)))
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=30, deadline=None)
 @given(scored_sets())
 def test_eer_and_ece_agree_with_torchmetrics(data: tuple[np.ndarray, np.ndarray]) -> None:
     labels, probs = data
     y = torch.tensor(labels)
     reference_eer = float(binary_eer(torch.tensor(probs), y))  # torchmetrics works in float32
-    assert equal_error_rate(labels, probs) == pytest.approx(reference_eer, abs=1e-6)
+    # Where several ROC points are equally close to FPR == FNR, float32 rounding picks one of them.
+    fpr, tpr, _ = skm.roc_curve(labels, probs, drop_intermediate=False)
+    gap = np.abs(1 - tpr - fpr)
+    tied = np.isclose(gap, gap.min(), rtol=0, atol=1e-6)
+    candidates = (fpr[tied] + 1 - tpr[tied]) / 2
+    assert np.isclose(candidates, reference_eer, rtol=0, atol=1e-6).any()
+    assert equal_error_rate(labels, probs) == pytest.approx(candidates[0])
     # Off the bin edges k/15: scikit-learn closes bins on the right, torchmetrics on the left.
     probs = probs * 0.999 + 0.0005
     reference_ece = float(binary_calibration_error(torch.tensor(probs), y, n_bins=15, norm="l1"))
@@ -150,7 +156,7 @@ def test_balanced_accuracy_threshold_is_optimal(data: tuple[np.ndarray, np.ndarr
     assert _balanced_accuracy_at(labels, probs, chosen) == pytest.approx(best)
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=30, deadline=None)
 @given(scored_sets(min_size=4), st.floats(0.0, 0.5))
 def test_fpr_threshold_respects_target_and_is_lowest(
     data: tuple[np.ndarray, np.ndarray], target: float

@@ -5,6 +5,8 @@ from __future__ import annotations
 import csv
 import io
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -49,7 +51,9 @@ def rows_of(text: str) -> list[dict[str, str]]:
     return list(csv.DictReader(io.StringIO(text)))
 
 
-def test_folder_is_searched_recursively_and_a_corrupt_file_gives_an_error_row(model: Path, tree: Path) -> None:
+def test_folder_is_searched_recursively_and_a_corrupt_file_gives_an_error_row(
+    model: Path, tree: Path
+) -> None:
     result = run(str(tree), "--model", str(model), "--format", "csv")
     assert result.exit_code == 1, result.output  # some failed
     rows = rows_of(result.stdout)
@@ -63,7 +67,9 @@ def test_folder_is_searched_recursively_and_a_corrupt_file_gives_an_error_row(mo
         if not row["error"]:
             prob = float(row["prob_fake"])
             assert row["label"] == ("fake" if prob >= float(row["threshold"]) else "real")
-            assert float(row["confidence"]) == pytest.approx(prob if row["label"] == "fake" else 1 - prob, abs=1e-6)
+            assert float(row["confidence"]) == pytest.approx(
+                prob if row["label"] == "fake" else 1 - prob, abs=1e-6
+            )
             assert row["faces"] == "1" and json.loads(row["boxes"])[0]["box"] == [0, 0, 80, 80]
     assert "8 images" in result.stderr and "1 errors" in result.stderr and "img/s" in result.stderr
 
@@ -114,7 +120,9 @@ def test_engines_give_the_same_answers_from_the_cli(model: Path, tree: Path) -> 
         outputs[engine] = rows_of(result.stdout)
     assert [r["label"] for r in outputs["torch"]] == [r["label"] for r in outputs["onnx"]]
     np.testing.assert_allclose(
-        [float(r["prob_fake"]) for r in outputs["torch"]], [float(r["prob_fake"]) for r in outputs["onnx"]], atol=1e-5
+        [float(r["prob_fake"]) for r in outputs["torch"]],
+        [float(r["prob_fake"]) for r in outputs["onnx"]],
+        atol=1e-5,
     )
 
 
@@ -156,3 +164,27 @@ def test_bad_options_and_missing_model_fail_clearly(model: Path, tree: Path, tmp
     assert result.exit_code == 2 and "no such model" in " ".join(result.stderr.split())
     assert run(str(tree), "--model", str(model), "--format", "xml").exit_code == 2
     assert run(str(tree), "--model", str(model), "--faces", "sometimes").exit_code == 2
+
+
+def test_heatmap_option_writes_one_overlay_per_face_and_a_page(
+    model: Path, tree: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "heat"
+    result = run(str(tree / "a"), "--model", str(model), "--format", "jsonl", "--heatmap", str(out))
+    assert result.exit_code == 0, result.output
+    rows = [json.loads(line) for line in result.stdout.splitlines()]
+    heatmaps = [Path(face["heatmap"]) for row in rows for face in row["boxes"]]
+    assert len(heatmaps) == 5 and all(p.is_file() and p.parent == out for p in heatmaps)
+    assert (out / "index.html").is_file()
+
+
+def test_predict_command_runs_without_torch(model: Path, tree: Path) -> None:
+    script = (
+        "import sys; sys.modules['torch'] = None\nfrom deepfake_detector.cli import app\napp(sys.argv[1:])\n"
+    )
+    args = ["predict", str(tree / "a"), "--model", str(model), "--format", "jsonl"]
+    done = subprocess.run([sys.executable, "-c", script, *args], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    rows = [json.loads(line) for line in done.stdout.splitlines()]
+    assert len(rows) == 5 and all(row["label"] in ("fake", "real") for row in rows)
+    assert "onnx" in done.stderr

@@ -5,6 +5,8 @@ from deepfake_detector.cli import eda_cmd  # noqa: F401
 from deepfake_detector.cli import evaluate_cmd  # noqa: F401
 from deepfake_detector.cli import export_cmd  # noqa: F401
 from deepfake_detector.cli import predict_cmd  # noqa: F401
+from deepfake_detector.cli import predict_dataset_cmd  # noqa: F401
+from deepfake_detector.cli import serve_cmd  # noqa: F401
 from deepfake_detector.cli import train_cmd  # noqa: F401
 from deepfake_detector.cli.app import app
 

@@ -9,19 +9,21 @@ import typer
 
 from deepfake_detector.cli.app import app, fail
 
-SUMMARY_COLUMNS = (
-    ("n_real", "real", "d"),
-    ("n_fake", "fake", "d"),
-    ("accuracy", "acc", ".4f"),
-    ("balanced_accuracy", "bal. acc", ".4f"),
+SUMMARY_ROWS = (
+    ("n_real", "real images", "d"),
+    ("n_fake", "fake images", "d"),
+    ("accuracy", "accuracy", ".4f"),
+    ("balanced_accuracy", "balanced accuracy", ".4f"),
+    ("precision", "precision", ".4f"),
+    ("recall", "recall", ".4f"),
     ("f1", "F1", ".4f"),
-    ("roc_auc", "AUC", ".4f"),
-    ("average_precision", "AP", ".4f"),
+    ("roc_auc", "ROC-AUC", ".4f"),
+    ("average_precision", "average precision", ".4f"),
     ("eer", "EER", ".4f"),
     ("log_loss", "log loss", ".4f"),
     ("brier", "Brier", ".4f"),
     ("ece", "ECE", ".4f"),
-    ("fraction_flagged_fake", "flagged", ".4f"),
+    ("fraction_flagged_fake", "flagged fake", ".4f"),
 )
 
 
@@ -65,7 +67,7 @@ def evaluate(
     from rich.table import Table
 
     from deepfake_detector.data.manifest import DatasetError
-    from deepfake_detector.evaluation.evaluate import evaluate_datasets, load_datasets, seen_in_training
+    from deepfake_detector.evaluation.evaluate import evaluate_datasets, load_datasets
     from deepfake_detector.inference import Detector
     from deepfake_detector.inference.batching import iter_decoded
     from deepfake_detector.locate import ModelNotFound
@@ -117,12 +119,13 @@ def evaluate(
         title=f"{model} ({spec.architecture}, threshold {spec.threshold:.4f}, T {spec.temperature:.3f}; "
         f"trained on {trained_on})"
     )
-    table.add_column("dataset")
-    for _, title, _ in SUMMARY_COLUMNS:
-        table.add_column(title, justify="right")
+    table.add_column("metric")
     for name, metrics in summary.items():
-        label = name if seen_in_training(name, spec.trained_on) else f"{name} [yellow](unseen)[/]"
-        table.add_row(label, *(_cell(metrics[key], f) for key, _, f in SUMMARY_COLUMNS))
+        table.add_column(
+            name if metrics["seen_in_training"] else f"{name}\n[yellow](unseen)[/]", justify="right"
+        )
+    for key, title, f in SUMMARY_ROWS:
+        table.add_row(title, *(_cell(metrics[key], f) for metrics in summary.values()))
     Console().print(table)
     if robustness:
         _print_robustness(summary)

@@ -24,8 +24,8 @@ def export(
     calib: Path | None = typer.Option(
         None,
         "--calib",
-        help="Folder of calibration images for --int8 (default: the model's validation data if model.json "
-        "records it, else random noise).",
+        help="Folder of calibration images for --int8 (default: the validation split of the data the "
+        "run trained on, from data.json beside model.json; else random noise, with a warning).",
     ),
 ) -> None:
     """Export a trained model to ONNX (opset 17, dynamic batch, input 'input' NCHW float32, output
@@ -47,8 +47,8 @@ def export(
         path = export_onnx(model, out)
         console.print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB), matches PyTorch", highlight=False)
         if int8:
-            spec = ModelSpec.load(model_dir(model) / "model.json")
-            report = quantize_int8(path, spec, calib)
+            folder = model_dir(model)
+            report = quantize_int8(path, ModelSpec.load(folder / "model.json"), calib, model_folder=folder)
             console.print(f"wrote {report.path} ({report.path.stat().st_size / 1e6:.1f} MB)", highlight=False)
             line = (
                 f"int8 vs fp32 on {report.n_images} calibration images ({report.calibration}): "

@@ -22,7 +22,17 @@ CLASS_ALIASES: dict[str, str] = {
     **{name: "real" for name in ("real", "0", "genuine", "authentic", "original", "pristine", "true")},
     **{
         name: "fake"
-        for name in ("fake", "1", "ai", "synthetic", "deepfake", "deepfakes", "generated", "manipulated", "false")
+        for name in (
+            "fake",
+            "1",
+            "ai",
+            "synthetic",
+            "deepfake",
+            "deepfakes",
+            "generated",
+            "manipulated",
+            "false",
+        )
     },
 }
 SPLIT_ALIASES: dict[str, str] = {
@@ -97,11 +107,16 @@ class Manifest:
 
     def counts(self) -> dict[str, dict[str, int]]:
         tally = Counter((s.split, s.class_name) for s in self.samples)
-        return {
-            split: {name: tally.get((split, name), 0) for name in CLASS_NAMES} for split in self.splits
-        }
+        return {split: {name: tally.get((split, name), 0) for name in CLASS_NAMES} for split in self.splits}
 
     def relpath(self, sample: Sample) -> str:
+        # Fast path for paths discovered under the root (os.path.relpath calls getcwd/abspath twice per
+        # path: seconds for 100k samples); same result whenever the remainder is already normalised.
+        prefix = self.root if self.root.endswith(os.sep) else self.root + os.sep
+        if sample.path.startswith(prefix):
+            rest = sample.path[len(prefix) :]
+            if rest and os.path.normpath(rest) == rest:
+                return rest
         return os.path.relpath(sample.path, self.root)
 
     def digest(self) -> str:

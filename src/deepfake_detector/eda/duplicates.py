@@ -58,33 +58,39 @@ def _popcount_bytes(values: np.ndarray) -> np.ndarray:
 
 
 def near_pairs(hashes: np.ndarray, max_distance: int) -> list[tuple[int, int]]:
-    """All index pairs (i < j) of distinct-valued 64-bit hashes within `max_distance` bits.
+    """All index pairs (i < j) of 64-bit hashes within `max_distance` bits, sorted.
 
     Multi-index hashing: cut the bits into max_distance + 1 chunks; by pigeonhole two hashes that
     differ in at most max_distance bits agree exactly on at least one chunk, so only hashes that
-    share a chunk value are compared. Near-linear for real data instead of N^2.
+    share a chunk value are compared. Within each chunk's buckets (sorted by chunk value) every
+    member is compared with the one d places on, for d = 1, 2, ... while any bucket is that long,
+    all buckets at once: work grows with the pairs inside buckets, not with N^2.
     """
     hashes = np.asarray(hashes, dtype=np.uint64)
-    n_chunks = max_distance + 1
-    bounds = np.linspace(0, HASH_BITS, n_chunks + 1).astype(int)
-    pairs: set[tuple[int, int]] = set()
+    n = len(hashes)
+    bounds = np.linspace(0, HASH_BITS, max_distance + 2).astype(int)
+    found: list[np.ndarray] = []
     for lo, hi in zip(bounds[:-1], bounds[1:], strict=True):
-        mask = np.uint64((1 << int(hi - lo)) - 1)
-        keys = (hashes >> np.uint64(lo)) & mask
+        keys = (hashes >> np.uint64(lo)) & np.uint64((1 << int(hi - lo)) - 1)
         order = np.argsort(keys, kind="stable")
-        sorted_keys = keys[order]
+        sorted_keys, sorted_hashes = keys[order], hashes[order]
         starts = np.flatnonzero(np.r_[True, sorted_keys[1:] != sorted_keys[:-1]])
-        ends = np.r_[starts[1:], len(order)]
-        for start, end in zip(starts, ends, strict=True):
-            if end - start < 2:
-                continue
-            members = order[start:end]
-            values = hashes[members]
-            distance = _popcount(values[:, None] ^ values[None, :])
-            ii, jj = np.nonzero(np.triu(distance <= max_distance, k=1))
-            for a, b in zip(members[ii].tolist(), members[jj].tolist(), strict=True):
-                pairs.add((min(a, b), max(a, b)))
-    return sorted(pairs)
+        sizes = np.diff(np.r_[starts, n])
+        bucket_end = np.repeat(starts + sizes, sizes)
+        position = np.arange(n)
+        active = position[bucket_end - position > 1]
+        offset = 1
+        while active.size:
+            close = _popcount(sorted_hashes[active] ^ sorted_hashes[active + offset]) <= max_distance
+            hit = active[close]
+            a, b = order[hit], order[hit + offset]
+            found.append(np.minimum(a, b).astype(np.int64) * n + np.maximum(a, b))
+            offset += 1
+            active = active[bucket_end[active] - active > offset]
+    if not found:
+        return []
+    codes = np.unique(np.concatenate(found))
+    return list(zip((codes // n).tolist(), (codes % n).tolist(), strict=True))
 
 
 def near_duplicate_groups(

@@ -43,7 +43,8 @@ class ImageRecord:
 
     @property
     def brightness(self) -> float:
-        return float(np.dot(self.mean_rgb, LUMA_WEIGHTS))
+        red, green, blue = self.mean_rgb
+        return 0.299 * red + 0.587 * green + 0.114 * blue
 
 
 @dataclass
@@ -183,7 +184,8 @@ def property_values(records: Sequence[ImageRecord], name: str) -> list:
 def class_properties(records: Sequence[ImageRecord]) -> dict[str, dict]:
     """Everything behind the property plots for one class."""
     out: dict[str, dict] = {
-        name: numeric_summary(property_values(records, name)) for name in NUMERIC_PROPERTIES
+        name: numeric_summary(property_values(records, name), discrete=name in DISCRETE_PROPERTIES)
+        for name in NUMERIC_PROPERTIES
     }
     out.update({name: category_counts(property_values(records, name)) for name in CATEGORICAL_PROPERTIES})
     jpegs = [r for r in records if r.jpeg_quality is not None]

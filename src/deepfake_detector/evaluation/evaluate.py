@@ -111,9 +111,11 @@ def score_paths(
     workers: int,
     keep_images: bool,
     on_progress: Callable[[int], None] | None = None,
-) -> tuple[np.ndarray, list[dict[str, str]], dict[int, np.ndarray]]:
-    """Raw logits per path (NaN where unreadable), the unreadable files, and the decoded images if kept."""
+) -> tuple[np.ndarray, np.ndarray, list[dict[str, str]], dict[int, np.ndarray]]:
+    """Raw logits per path, which paths were decoded and scored, the unreadable files (path, reason),
+    and the decoded images by index if kept."""
     logits = np.full(len(paths), np.nan)
+    scored = np.zeros(len(paths), dtype=bool)
     unreadable: list[dict[str, str]] = []
     kept: dict[int, np.ndarray] = {}
     pending_index: list[int] = []
@@ -136,6 +138,7 @@ def score_paths(
         if isinstance(item, UnreadableImage):
             unreadable.append({"path": str(paths[index]), "reason": item.reason})
             continue
+        scored[index] = True
         pending_index.append(index)
         pending_image.append(item)
         if keep_images:
@@ -143,7 +146,7 @@ def score_paths(
         if len(pending_image) >= batch_size:
             flush()
     flush()
-    return logits, unreadable, kept
+    return logits, scored, unreadable, kept
 
 
 def load_datasets(
@@ -178,7 +181,7 @@ def evaluate_dataset(
     paths = manifest.paths
     all_labels = manifest.labels
     started = time.perf_counter()
-    logits, unreadable, images = score_paths(
+    logits, readable, unreadable, images = score_paths(
         scorer,
         paths,
         decode=decode or decode_sequentially,
@@ -190,9 +193,10 @@ def evaluate_dataset(
         else lambda done: on_progress(f"{name}: scoring", done, len(paths)),
     )
     seconds = {"scoring": round(time.perf_counter() - started, 3)}
-    readable = np.isfinite(logits)
     if not readable.any():
         raise DatasetError(f"{manifest.root}: none of its {len(paths)} images could be read")
+    if not np.isfinite(logits[readable]).all():
+        raise ValueError(f"the model produced NaN or infinite logits on {manifest.root}")
     labels = all_labels[readable]
     probs = spec.probability(logits[readable])
     result = DatasetResult(
@@ -255,7 +259,8 @@ def evaluate_datasets(
     A dataset is a Kaggle-layout root (its `split`, default test) or a folder with Real and/or Fake.
     `limit` keeps at most that many images per class (a seeded random sample). `decode(paths, size,
     workers)` yields (index, image or UnreadableImage); by default images are decoded one by one.
-    Returns what metrics.json holds: {dataset name: metrics (+ "robustness" when asked)}.
+    Returns what metrics.json holds: {dataset name: metrics + n_unreadable, seen_in_training
+    (+ robustness when asked)}.
     """
     out = Path(out_dir)
     loaded = load_datasets(datasets, split, limit)
@@ -276,7 +281,11 @@ def evaluate_datasets(
             on_progress=on_progress,
         )
         atomic_write_json(out / f"{stem}.json", result.to_json())
-        summary[stem] = {**result.metrics, "n_unreadable": len(result.unreadable)}
+        summary[stem] = {
+            **result.metrics,
+            "n_unreadable": len(result.unreadable),
+            "seen_in_training": result.seen_in_training,
+        }
         if robustness:
             summary[stem]["robustness"] = result.robustness
         results.append(result)

@@ -47,9 +47,10 @@ TWO_CLASS_METRICS = ("balanced_accuracy", "precision", "recall", "f1", "roc_auc"
 def equal_error_rate(labels: np.ndarray, probs: np.ndarray) -> float:
     """(FPR + FNR) / 2 at the ROC point where the two rates are closest (as torchmetrics' BinaryEER)."""
     fpr, tpr, _ = roc_curve(labels, probs, drop_intermediate=False)
-    fnr = 1.0 - tpr
-    best = int(np.argmin(np.abs(fnr - fpr)))
-    return float((fpr[best] + fnr[best]) / 2.0)
+    gap = np.abs((1.0 - tpr) - fpr)
+    # Rounding noise must not decide between equally close points: take the first (highest threshold).
+    best = int(np.flatnonzero(gap <= gap.min() + 1e-12)[0])
+    return float((fpr[best] + 1.0 - tpr[best]) / 2.0)
 
 
 def compute_metrics(labels: np.ndarray, probs: np.ndarray, threshold: float) -> dict[str, Any]:

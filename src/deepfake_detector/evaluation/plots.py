@@ -17,6 +17,7 @@ from deepfake_detector.evaluation.calibration import reliability_curve
 from deepfake_detector.evaluation.robustness import PERTURBATIONS, severity_key
 
 CLASS_LABELS = ("real", "fake")
+METRIC_LABELS = {"roc_auc": "ROC-AUC", "accuracy": "accuracy"}
 
 
 def to_png(fig: Figure) -> bytes:
@@ -74,7 +75,7 @@ def image_grid_png(
 ) -> bytes:
     columns = max(1, min(columns, len(images)))
     rows = max(1, -(-len(images) // columns))
-    fig = Figure(figsize=(1.6 * columns, 1.85 * rows))
+    fig = Figure(figsize=(1.6 * columns, 1.85 * rows + 0.3), layout="constrained")
     axes = fig.subplots(rows, columns, squeeze=False)
     for ax in axes.flat:
         ax.axis("off")
@@ -86,31 +87,29 @@ def image_grid_png(
 
 
 def robustness_png(
-    table: Mapping[str, Mapping[str, Mapping[str, Any]]], clean_auc: float | None, title: str
+    table: Mapping[str, Mapping[str, Mapping[str, Any]]],
+    clean: Mapping[str, Any],
+    title: str,
+    metric: str = "roc_auc",
 ) -> bytes:
-    """ROC-AUC against severity rank (1 = mildest), one line per perturbation, clean AUC as reference."""
+    """`metric` against severity rank (1 = mildest), one line per perturbation, clean value as reference."""
     fig = Figure(figsize=(5.6, 3.8))
     ax = fig.subplots()
-    if clean_auc is not None:
-        ax.axhline(clean_auc, ls="--", color="black", lw=1, label=f"clean ({clean_auc:.3f})")
+    if clean.get(metric) is not None:
+        ax.axhline(clean[metric], ls="--", color="black", lw=1, label=f"clean ({clean[metric]:.3f})")
     for name, by_severity in table.items():
         perturbation = PERTURBATIONS[name]
-        ranks, aucs, labels = [], [], []
+        ranks, values = [], []
         for rank, severity in enumerate(perturbation.severities, start=1):
             cell = by_severity.get(severity_key(severity))
-            if cell is None or cell.get("roc_auc") is None:
-                continue
-            ranks.append(rank)
-            aucs.append(cell["roc_auc"])
-            labels.append(severity_key(severity))
-        line = ax.plot(ranks, aucs, marker="o", label=f"{name} ({perturbation.parameter})")[0]
-        for x, y, text in zip(ranks, aucs, labels, strict=True):
-            ax.annotate(
-                text, (x, y), textcoords="offset points", xytext=(4, 3), fontsize=7, color=line.get_color()
-            )
+            if cell is not None and cell.get(metric) is not None:
+                ranks.append(rank)
+                values.append(cell[metric])
+        levels = ", ".join(severity_key(s) for s in perturbation.severities)
+        ax.plot(ranks, values, marker="o", label=f"{name} ({perturbation.parameter} {levels})")
     ax.set_xlabel("severity (1 = mildest)")
-    ax.set_ylabel("ROC-AUC")
+    ax.set_ylabel(METRIC_LABELS.get(metric, metric))
     ax.xaxis.get_major_locator().set_params(integer=True)
-    ax.legend(fontsize=8, loc="lower left")
+    ax.legend(fontsize=8, loc="best")
     ax.set_title(title)
     return to_png(fig)

@@ -104,8 +104,13 @@ def _figures(result: DatasetResult) -> dict[str, bytes]:
         if grid is not None:
             figures[key] = grid
     if result.robustness:
+        # A one-class set has no AUC; its accuracy (share called correctly) is what changes.
+        metric = "roc_auc" if both_classes else "accuracy"
         figures["robustness"] = plots.robustness_png(
-            result.robustness, result.metrics["roc_auc"], f"{title}: ROC-AUC under perturbations"
+            result.robustness,
+            result.metrics,
+            f"{title}: {plots.METRIC_LABELS[metric]} under perturbations",
+            metric,
         )
     return figures
 

@@ -35,8 +35,11 @@ def gaussian_blur(image: np.ndarray, sigma: float, rng: np.random.Generator) -> 
 
 def gaussian_noise(image: np.ndarray, sigma: float, rng: np.random.Generator) -> np.ndarray:
     """Additive N(0, sigma) noise in 0-255 units, rounded and clipped back to uint8."""
-    noisy = image.astype(np.float32) + rng.normal(0.0, sigma, size=image.shape).astype(np.float32)
-    return np.clip(np.rint(noisy), 0, 255).astype(np.uint8)
+    noise = rng.standard_normal(size=image.shape, dtype=np.float32)
+    noise *= np.float32(sigma)
+    noise += image
+    np.rint(noise, out=noise)
+    return np.clip(noise, 0, 255).astype(np.uint8)
 
 
 @dataclass(frozen=True)

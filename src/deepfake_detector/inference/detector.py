@@ -32,7 +32,7 @@ from deepfake_detector.spec import ModelSpec, preprocess_batch
 
 EngineName = Literal["auto", "torch", "onnx"]
 FacesMode = Literal["auto", "always", "never"]
-ONNX_FILE = "model.onnx"
+ONNX_FILES = ("model.onnx", "model.int8.onnx")  # looked for beside model.json, in this order
 SPEC_FILE = "model.json"
 _ROTATED_ORIENTATIONS = {5, 6, 7, 8}  # EXIF orientations that swap width and height
 
@@ -65,26 +65,27 @@ class Detector:
     ) -> Detector:
         """Load `default`, a run folder, or its model.json / model.safetensors / .onnx file.
 
-        engine="auto" runs ONNX Runtime when an exported `model.onnx` sits beside model.json (or an
-        .onnx file was given) or when torch is not installed, and PyTorch otherwise.
+        engine="auto" runs ONNX Runtime when an exported model sits beside model.json (`model.onnx`,
+        else `model.int8.onnx`) or an .onnx file was given, or when torch is not installed, and
+        PyTorch otherwise.
         """
         if engine not in ("auto", "torch", "onnx"):
             raise ValueError(f"engine must be auto, torch or onnx, got {engine!r}")
         ref = Path(str(model))
         folder = model_dir(model)
         spec = ModelSpec.load(folder / SPEC_FILE)
-        onnx_path = ref if ref.suffix == ".onnx" and ref.is_file() else folder / ONNX_FILE
+        onnx_path = ref if ref.suffix == ".onnx" and ref.is_file() else _exported_file(folder)
         has_torch = torch_available()
         if engine == "torch" or (engine == "auto" and not onnx_path.is_file() and has_torch):
             if not has_torch:
                 raise ModelNotFound(
-                    f"{folder}: engine 'torch' needs PyTorch (pip install deepfake-detector[train])"
+                    f"{folder}: engine 'torch' needs PyTorch (the train extra of deepfake-detector)"
                 )
             return cls(TorchEngine.load(folder, threads=threads), spec, folder)
         if not onnx_path.is_file():
             raise ModelNotFound(
                 f"{onnx_path}: no exported model and PyTorch is not installed; run "
-                f"`deepfake-detector export {folder}` where PyTorch is, or install the [train] extra"
+                f"`deepfake-detector export {folder}` where PyTorch is, or install PyTorch (the train extra)"
             )
         try:
             return cls(OnnxEngine(onnx_path, spec, threads=threads), spec, folder)
@@ -224,13 +225,37 @@ class Detector:
             return self.engine.model
         if self._torch_model is None:
             if self.folder is None or not torch_available():
-                raise RuntimeError(
-                    "heatmaps need PyTorch and the model.safetensors bundle (pip install .[train])"
-                )
+                raise RuntimeError("heatmaps need PyTorch (the train extra) and the model.safetensors bundle")
             from deepfake_detector.models import load_bundle
 
             self._torch_model, _ = load_bundle(self.folder)
         return self._torch_model
+
+    def evaluate(
+        self,
+        datasets: Sequence[str | Path],
+        out_dir: str | Path,
+        split: str | None = None,
+        robustness: bool = False,
+        **options: Any,
+    ) -> dict[str, dict[str, Any]]:
+        """Metrics, plots and report.html for each dataset (see evaluation.evaluate_datasets)."""
+        from deepfake_detector.evaluation import evaluate_datasets
+        from deepfake_detector.inference.batching import iter_decoded
+
+        options.setdefault("decode", iter_decoded)
+        options.setdefault("model_ref", str(self.folder or ""))
+        return evaluate_datasets(self, datasets, out_dir, split, robustness, **options)
+
+    @classmethod
+    def train(
+        cls, data: str | Path, preset: str = "default", out: str | Path = "runs/latest", **options: Any
+    ) -> Detector:
+        """Train a preset on a dataset (see training.train) and return the trained model as a Detector."""
+        from deepfake_detector.training import train
+
+        result = train(str(data), preset=preset, out=out, **options)
+        return cls.load(result.run_dir)
 
     def export(
         self,
@@ -252,8 +277,15 @@ class Detector:
         fp32 = export_onnx(self.folder, out_path)
         if not int8:
             return fp32
-        report = quantize_int8(fp32, self.spec, calibration_images)
+        report = quantize_int8(fp32, self.spec, calibration_images, model_folder=self.folder)
         return report.path
+
+
+def _exported_file(folder: Path) -> Path:
+    for name in ONNX_FILES:
+        if (folder / name).is_file():
+            return folder / name
+    return folder / ONNX_FILES[0]
 
 
 def _prepare(path: str, size: int, margin: float, faces: FacesMode, keep_images: bool) -> _Regions:

@@ -7,7 +7,9 @@ export next to retrained weights is refused at load time.
 
 from __future__ import annotations
 
+import contextlib
 import io
+import json
 import tempfile
 import warnings
 from collections.abc import Sequence
@@ -125,15 +127,20 @@ def quantize_int8(
     calibration: Sequence[str | Path] | str | Path | None = None,
     out_path: str | Path | None = None,
     n_images: int = CALIBRATION_IMAGES,
+    model_folder: str | Path | None = None,
 ) -> QuantReport:
-    """Static QDQ int8 quantisation (per-channel weights) calibrated on ~n_images real images."""
+    """Static QDQ int8 quantisation (per-channel weights) calibrated on ~n_images real images.
+
+    Without `calibration`, the validation split of the run's training data (model_folder/data.json,
+    model_folder defaulting to the fp32 file's folder) is used when it is there."""
     import onnx
     from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
     fp32_path = Path(fp32_path)
     out = Path(out_path) if out_path else fp32_path.with_name(INT8_FILE)
-    images, labels, source = calibration_set(spec, calibration, n_images)
+    folder = Path(model_folder) if model_folder else fp32_path.parent
+    images, labels, source = calibration_set(spec, calibration, n_images, folder)
     batch = preprocess_batch(images, spec)
 
     class Reader(CalibrationDataReader):
@@ -181,10 +188,13 @@ def quantize_int8(
 
 
 def calibration_set(
-    spec: ModelSpec, calibration: Sequence[str | Path] | str | Path | None, n_images: int
+    spec: ModelSpec,
+    calibration: Sequence[str | Path] | str | Path | None,
+    n_images: int,
+    model_folder: Path | None = None,
 ) -> tuple[list[np.ndarray], np.ndarray | None, str]:
-    """(images at img_size, labels or None, description): the given folder/files, else the model's
-    validation data when model.json records where it trained, else seeded random noise."""
+    """(images at img_size, labels or None, description): the given folder/files, else the validation
+    split of the data the model was trained on (data.json in the run folder), else seeded noise."""
     paths: list[Path] = []
     labels: np.ndarray | None = None
     source = ""
@@ -195,11 +205,10 @@ def calibration_set(
         paths = [Path(p) for p in calibration][:n_images]
         source = f"{len(paths)} given files"
     else:
-        for root in spec.trained_on:
-            if Path(root).is_dir():
-                paths, labels = _sample_folder(Path(root), n_images, split="val")
-                source = f"{root} (validation split)"
-                break
+        root = _training_data_root(model_folder, spec)
+        if root is not None:
+            paths, labels = _sample_folder(root, n_images, split="val")
+            source = f"{root} (validation split)"
     images: list[np.ndarray] = []
     kept: list[int] = []
     for i, path in enumerate(paths):
@@ -222,6 +231,16 @@ def calibration_set(
         images = list(rng.integers(0, 256, size=(32, spec.img_size, spec.img_size, 3), dtype=np.uint8))
         return images, None, "random noise (no calibration images given)"
     return images, labels, source
+
+
+def _training_data_root(model_folder: Path | None, spec: ModelSpec) -> Path | None:
+    """The dataset root a run recorded (data.json beside model.json, or model.json's trained_on)."""
+    candidates: list[str] = []
+    if model_folder is not None and (model_folder / "data.json").is_file():
+        with contextlib.suppress(ValueError, KeyError, TypeError):
+            candidates.append(str(json.loads((model_folder / "data.json").read_text())["root"]))
+    candidates.extend(spec.trained_on)
+    return next((Path(c) for c in candidates if Path(c).is_dir()), None)
 
 
 def _sample_folder(

@@ -108,7 +108,9 @@ class HeatmapWriter:
             if regions.crops:
                 fake = [face.label == "fake" for face in prediction.faces]
                 cams = self.grad_cam(preprocess_batch(regions.crops, self.spec), fake)
-                for k, (crop, cam, face) in enumerate(zip(regions.crops, cams, prediction.faces, strict=True)):
+                for k, (crop, cam, face) in enumerate(
+                    zip(regions.crops, cams, prediction.faces, strict=True)
+                ):
                     picture = overlay(crop, cam)
                     png = _encode(picture, ".png")
                     path = self.out_dir / f"{index:05d}_{_safe_stem(prediction.path)}_face{k}.png"
@@ -118,7 +120,9 @@ class HeatmapWriter:
                         entry.faces.append((_data_uri(_encode(crop, ".png"), "png"), _data_uri(png, "png")))
             if len(self.entries) < MAX_PAGE_IMAGES:
                 if regions.image is not None:
-                    entry.image_uri = _data_uri(_encode(_with_boxes(regions.image, prediction), ".jpg"), "jpeg")
+                    entry.image_uri = _data_uri(
+                        _encode(_with_boxes(regions.image, prediction), ".jpg"), "jpeg"
+                    )
                 self.entries.append(entry)
 
     def write_index(self) -> Path:
@@ -150,7 +154,14 @@ def _with_boxes(image: np.ndarray, prediction: Prediction) -> np.ndarray:
         colour = (220, 40, 40) if face.label == "fake" else (40, 180, 60)
         cv2.rectangle(small, (x1, y1), (max(x1, x2 - 1), max(y1, y2 - 1)), colour, 2)
         cv2.putText(
-            small, f"{face.prob_fake:.2f}", (x1 + 3, y1 + 16), cv2.FONT_HERSHEY_SIMPLEX, 0.5, colour, 1, cv2.LINE_AA
+            small,
+            f"{face.prob_fake:.2f}",
+            (x1 + 3, y1 + 16),
+            cv2.FONT_HERSHEY_SIMPLEX,
+            0.5,
+            colour,
+            1,
+            cv2.LINE_AA,
         )
     return small
 

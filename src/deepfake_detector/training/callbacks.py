@@ -80,6 +80,7 @@ class EpochMetrics(L.Callback):
         self.run_dir = Path(run_dir)
         self.rows: list[dict] = []
         self._epoch_start = 0.0
+        self._train_end: float | None = None
         self._images = 0
 
     def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
@@ -87,7 +88,11 @@ class EpochMetrics(L.Callback):
         self.rows = [r for r in read_metrics(self.run_dir / "metrics.csv") if int(r["epoch"]) < start_epoch]
 
     def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        self._epoch_start, self._images = time.perf_counter(), 0
+        self._epoch_start, self._train_end, self._images = time.perf_counter(), None, 0
+
+    def on_validation_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if self._train_end is None:  # img/s counts training steps only, not validation
+            self._train_end = time.perf_counter()
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
         self._images += len(batch[1]) * trainer.world_size
@@ -98,10 +103,12 @@ class EpochMetrics(L.Callback):
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if trainer.sanity_checking or not trainer.is_global_zero:
             return
-        seconds = time.perf_counter() - self._epoch_start
+        now = time.perf_counter()
+        seconds = now - self._epoch_start
+        train_seconds = (self._train_end or now) - self._epoch_start
         metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if k != "img_s"}
         row = {"epoch": trainer.current_epoch, "epoch_seconds": round(seconds, 2)}
-        row["img_per_s"] = round(self._images / seconds, 2) if seconds else ""
+        row["img_per_s"] = round(self._images / train_seconds, 2) if train_seconds else ""
         row["lr"] = trainer.optimizers[0].param_groups[0]["lr"] if trainer.optimizers else ""
         for key in METRIC_COLUMNS:
             if key in ("epoch", "epoch_seconds", "img_per_s", "lr"):

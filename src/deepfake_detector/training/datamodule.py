@@ -100,6 +100,13 @@ class DeepfakeDataModule(L.LightningDataModule):
         self._train: ArrayDataset | None = None
         self._val: ArrayDataset | None = None
 
+    def prepare_data(self) -> None:
+        # Lightning calls this on one process per node while the other ranks wait, so under DDP the
+        # on-disk cache is decoded once per node; every rank's setup() then maps that same file.
+        if self.cache_dir:
+            for manifest in (self.train_manifest, self.val_manifest):
+                cached_arrays(manifest, self.spec.img_size, self.cache_dir, max(2, os.cpu_count() or 2))
+
     def setup(self, stage: str | None = None) -> None:
         if self._train is None:
             size = self.spec.img_size

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -11,7 +12,7 @@ from typing import Any
 import lightning as L
 import numpy as np
 import torch
-from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint, RichProgressBar
+from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint, RichProgressBar, TQDMProgressBar
 
 from deepfake_detector.data import Manifest, discover
 from deepfake_detector.evaluation.calibration import fit_temperature
@@ -38,6 +39,7 @@ class RunResult:
     run_dir: Path
     spec: ModelSpec
     epochs_completed: int
+    global_rank: int = 0  # under DDP: non-zero ranks return before calibration, with no model saved
 
 
 def _prepare_run(data: str | None, preset: str, run_dir: Path, overrides: dict, resume: bool):
@@ -57,6 +59,11 @@ def _prepare_run(data: str | None, preset: str, run_dir: Path, overrides: dict, 
         raise RunError(f"{run_dir}: already holds a run; use --resume {run_dir} or another --out")
     cfg = load_config(preset, overrides)
     manifest = _select(discover(data, seed=cfg.seed), cfg)
+    return cfg, manifest, data
+
+
+def _record_run(run_dir: Path, cfg: TrainConfig, manifest: Manifest, data: str) -> None:
+    """config.yaml, manifest.csv, data.json: written once, by global rank 0 only."""
     run_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_text(run_dir / CONFIG_FILE, cfg.to_yaml())
     manifest.to_csv(run_dir / "manifest.csv")
@@ -70,7 +77,6 @@ def _prepare_run(data: str | None, preset: str, run_dir: Path, overrides: dict, 
             "layout": manifest.layout,
         },
     )
-    return cfg, manifest, data
 
 
 def _select(manifest: Manifest, cfg: TrainConfig) -> Manifest:
@@ -164,7 +170,8 @@ def train(
         EpochMetrics(run_dir),
     ]
     if progress:
-        callbacks.append(RichProgressBar())
+        # rich draws nothing useful into a log file; tqdm lines do.
+        callbacks.append(RichProgressBar() if sys.stderr.isatty() else TQDMProgressBar(refresh_rate=20))
     trainer = L.Trainer(
         **_trainer_kwargs(cfg),
         callbacks=callbacks,
@@ -173,10 +180,15 @@ def train(
         enable_model_summary=False,
         default_root_dir=str(run_dir),
     )
+    # Under DDP every rank runs this function (Lightning re-executes the command, or torchrun/SLURM
+    # start it on each node); the Trainer knows the global rank from the launcher's environment.
+    if trainer.is_global_zero and not resume:
+        _record_run(run_dir, cfg, manifest, data)
     last = run_dir / LAST_CKPT
     trainer.fit(module, datamodule=datamodule, ckpt_path=str(last) if resume and last.is_file() else None)
     if not trainer.is_global_zero:
-        return RunResult(run_dir, spec, trainer.current_epoch)
+        # Calibration and the bundle are rank 0's alone; it runs no collective after fit, so nothing waits.
+        return RunResult(run_dir, spec, trainer.current_epoch, trainer.global_rank)
 
     best = checkpoint.best_model_path or str(last)
     state = torch.load(best, map_location="cpu", weights_only=True)["state_dict"]

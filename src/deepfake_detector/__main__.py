@@ -1,0 +1,3 @@
+from deepfake_detector.cli import app
+
+app()

@@ -1,0 +1,342 @@
+"""`predict-dataset`: score every image of a dataset into a Parquet table, here or on a Ray cluster.
+
+Both engines cut the same path list into the same shards and run the same `BatchScorer` (one
+`Detector` each) on them, so they write the same rows in the same order. The Ray engine only
+decides where the shards run: Ray Data hands them to an actor pool, `num_actors` actors that each
+load the model once and stay up for the whole job.
+
+Sources: a local folder (searched recursively), a manifest (.csv or .parquet with a `path` column;
+relative paths are relative to the manifest's folder, as in `data.manifest`), one image file, or a
+URI that fsspec can open (s3://bucket/prefix/, gs://..., file:///...), a folder or a manifest.
+Remote objects are fetched by the actor that scores them into a temporary folder, so workers need
+read access to the store, not a shared file system.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import posixpath
+import tempfile
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from deepfake_detector.data.images import is_image_path
+from deepfake_detector.inference.inputs import folder_images
+from deepfake_detector.inference.results import Prediction
+
+ENGINES = ("local", "ray")
+MANIFEST_SUFFIXES = (".csv", ".parquet")
+# Rows per shard: the unit a Ray task or actor call gets and the local engine loops over. Big enough
+# that per-call overhead vanishes, small enough that a lost actor re-does little work.
+DEFAULT_SHARD_BATCHES = 16
+
+RESULT_SCHEMA = pa.schema(
+    [
+        ("path", pa.string()),
+        ("label", pa.string()),
+        ("prob_fake", pa.float64()),
+        ("confidence", pa.float64()),
+        ("threshold", pa.float64()),
+        ("faces", pa.int32()),
+        ("error", pa.string()),
+        ("note", pa.string()),
+        ("boxes", pa.string()),  # JSON list of {box, prob_fake, label} per face
+    ]
+)
+
+
+class SourceError(ValueError):
+    """A source that names no images: missing, empty, or a manifest without a `path` column."""
+
+
+def is_uri(path: str) -> bool:
+    return "://" in path
+
+
+# ---------------------------------------------------------------------------------------------- sources
+def list_source(source: str) -> list[str]:
+    """The image paths SOURCE stands for: sorted for folders and prefixes, as listed for manifests."""
+    if source.lower().endswith(MANIFEST_SUFFIXES):
+        paths = _read_manifest(source)
+    elif is_uri(source):
+        paths = _list_uri(source)
+    elif os.path.isdir(source):
+        paths = folder_images(source)
+    elif os.path.isfile(source):
+        paths = [source]
+    else:
+        raise SourceError(f"{source}: no such folder, manifest (.csv/.parquet) or image file")
+    if not paths:
+        raise SourceError(f"{source}: holds no image files")
+    return paths
+
+
+def _read_manifest(source: str) -> list[str]:
+    import pyarrow.csv as pa_csv
+
+    try:
+        if is_uri(source):
+            import fsspec
+
+            with fsspec.open(source, "rb") as fh:
+                data = fh.read()
+            reader = pa.BufferReader(data)
+        else:
+            reader = source  # type: ignore[assignment]
+        if source.lower().endswith(".parquet"):
+            table = pq.read_table(reader)
+        else:
+            table = pa_csv.read_csv(
+                reader, convert_options=pa_csv.ConvertOptions(column_types={"path": pa.string()})
+            )
+    except FileNotFoundError as exc:
+        raise SourceError(f"{source}: manifest not found") from exc
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise SourceError(f"{source}: cannot read this manifest ({exc})") from exc
+    if "path" not in table.column_names:
+        raise SourceError(f"{source}: a manifest needs a 'path' column, has {table.column_names}")
+    base = posixpath.dirname(source) if is_uri(source) else os.path.dirname(os.path.abspath(source))
+    join = posixpath.join if is_uri(source) else os.path.join
+    paths = []
+    for value in table.column("path").to_pylist():
+        if value is None or not str(value).strip():
+            continue
+        value = str(value).strip()
+        paths.append(value if is_uri(value) or os.path.isabs(value) else join(base, value))
+    return paths
+
+
+def _list_uri(source: str) -> list[str]:
+    import fsspec
+
+    fs, root = fsspec.core.url_to_fs(source)
+    if not fs.exists(root):
+        raise SourceError(f"{source}: no such object or prefix")
+    if not fs.isdir(root):
+        return [source]
+    return sorted(fs.unstrip_protocol(p) for p in fs.find(root) if is_image_path(p))
+
+
+def shards(paths: list[str], rows: int) -> list[pa.Table]:
+    """Consecutive `rows`-path tables: Ray blocks, and the local engine's loop."""
+    table = pa.table({"path": pa.array(paths, type=pa.string())})
+    return [table.slice(start, rows) for start in range(0, len(paths), rows)]
+
+
+# ---------------------------------------------------------------------------------------------- scoring
+def predictions_table(predictions: Iterable[Prediction]) -> pa.Table:
+    rows = []
+    for p in predictions:
+        row = p.to_dict()
+        row["boxes"] = json.dumps(row["boxes"], separators=(",", ":"))
+        rows.append({name: row[name] for name in RESULT_SCHEMA.names})
+    return pa.Table.from_pylist(rows, schema=RESULT_SCHEMA)
+
+
+class BatchScorer:
+    """A loaded Detector that turns a table of paths into a table of results.
+
+    Ray Data builds one per actor (so the model is loaded once per actor, not per batch); the local
+    engine builds one. Relative local paths are read against `cwd` (the driver's folder, which a
+    Ray worker does not share) and reported as given; URIs are fetched into a temporary folder.
+    """
+
+    def __init__(
+        self,
+        model: str,
+        backend: str = "auto",
+        faces: str = "auto",
+        batch_size: int = 64,
+        workers: int = 2,
+        threads: int | None = None,
+        cwd: str | None = None,
+    ):
+        from deepfake_detector.inference.detector import Detector
+
+        self.detector = Detector.load(model, engine=backend, threads=threads)  # type: ignore[arg-type]
+        self.faces, self.batch_size, self.workers = faces, batch_size, workers
+        self.cwd = cwd or os.getcwd()
+
+    def __call__(self, batch: pa.Table) -> pa.Table:
+        return predictions_table(self.score([str(p) for p in batch.column("path").to_pylist()]))
+
+    def score(self, paths: list[str]) -> list[Prediction]:
+        with tempfile.TemporaryDirectory(prefix="dfd-fetch-") as staging:
+            readable, failed = self._local_copies(paths, staging)
+            order = [i for i in range(len(paths)) if i not in failed]
+            scored = self.detector.predict(
+                [readable[i] for i in order],
+                faces=self.faces,  # type: ignore[arg-type]
+                batch_size=self.batch_size,
+                workers=self.workers,
+            )
+        threshold = float(self.detector.spec.threshold)
+        out: list[Prediction] = [
+            Prediction(path, "", None, threshold, error=failed.get(i, "")) for i, path in enumerate(paths)
+        ]
+        for i, prediction in zip(order, scored, strict=True):
+            out[i] = replace(prediction, path=paths[i])
+        return out
+
+    def _local_copies(self, paths: list[str], staging: str) -> tuple[dict[int, str], dict[int, str]]:
+        """Index -> a file the detector can open, and index -> why a URI could not be fetched."""
+        readable: dict[int, str] = {}
+        remote: dict[int, str] = {}
+        for i, path in enumerate(paths):
+            if is_uri(path):
+                remote[i] = path
+            else:
+                readable[i] = os.path.join(self.cwd, path)
+        failed: dict[int, str] = {}
+        if remote:
+            import fsspec
+
+            fs, _ = fsspec.core.url_to_fs(next(iter(remote.values())))
+            keys = {i: fsspec.core.url_to_fs(uri)[1] for i, uri in remote.items()}
+            # A list in, a dict out, fetched concurrently by async stores (s3, gcs, http).
+            blobs = fs.cat(list(keys.values()), on_error="return")
+            for i, uri in remote.items():
+                blob = blobs.get(keys[i])
+                if isinstance(blob, (bytes, bytearray)):
+                    local = os.path.join(staging, f"{i}{Path(uri).suffix.lower()}")
+                    with open(local, "wb") as fh:
+                        fh.write(blob)
+                    readable[i] = local
+                else:
+                    missing = isinstance(blob, FileNotFoundError)
+                    failed[i] = "object not found" if missing else f"cannot fetch ({blob})"
+        return readable, failed
+
+
+# ---------------------------------------------------------------------------------------------- output
+class ResultSink:
+    """Streams result tables into one Parquet file (atomically renamed into place when done)."""
+
+    def __init__(self, out: Path):
+        self.out = out
+        out.parent.mkdir(parents=True, exist_ok=True)
+        fd, self.tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp")
+        os.close(fd)
+        self.writer = pq.ParquetWriter(self.tmp, RESULT_SCHEMA)
+        self.rows = 0
+        self.errors = 0
+
+    def write(self, table: pa.Table) -> None:
+        table = table.cast(RESULT_SCHEMA)
+        self.writer.write_table(table)
+        self.rows += table.num_rows
+        self.errors += sum(1 for e in table.column("error").to_pylist() if e)
+
+    def close(self) -> None:
+        self.writer.close()
+        os.replace(self.tmp, self.out)
+
+    def abort(self) -> None:
+        self.writer.close()
+        if os.path.exists(self.tmp):
+            os.unlink(self.tmp)
+
+
+@dataclass
+class DatasetRun:
+    out: Path
+    images: int
+    errors: int
+    seconds: float
+    engine: str
+    actors: int
+
+    @property
+    def images_per_second(self) -> float:
+        return self.images / self.seconds if self.seconds > 0 else float("nan")
+
+
+def predict_dataset(
+    source: str | list[str],
+    model: str = "default",
+    out: str | Path = "results.parquet",
+    *,
+    engine: str = "local",
+    address: str | None = None,
+    num_actors: int | None = None,
+    cpus_per_actor: float = 1.0,
+    batch_size: int = 64,
+    shard_rows: int | None = None,
+    faces: str = "auto",
+    backend: str = "auto",
+    workers: int = 2,
+    threads: int | None = None,
+    on_progress: Callable[[int], None] | None = None,
+) -> DatasetRun:
+    """Score SOURCE (or a list of paths) with `model` and write a Parquet file of results to `out`."""
+    if engine not in ENGINES:
+        raise ValueError(f"engine must be one of {', '.join(ENGINES)}, got {engine!r}")
+    if batch_size < 1:
+        raise ValueError(f"batch size must be at least 1, got {batch_size}")
+    paths = list_source(source) if isinstance(source, str) else list(source)
+    if not paths:
+        raise SourceError("no input images")
+    started = time.perf_counter()
+    scorer_args: dict[str, Any] = {
+        "model": str(model),
+        "backend": backend,
+        "faces": faces,
+        "batch_size": batch_size,
+        "workers": workers,
+        "threads": threads,
+        "cwd": os.getcwd(),
+    }
+    blocks = shards(paths, shard_rows or batch_size * DEFAULT_SHARD_BATCHES)
+    sink = ResultSink(Path(out))
+    actors = 1
+    try:
+        if engine == "local":
+            tables: Iterator[pa.Table] = map(BatchScorer(**scorer_args), blocks)
+        else:
+            tables, actors = _ray_tables(blocks, scorer_args, address, num_actors, cpus_per_actor)
+        for table in tables:
+            sink.write(table)
+            if on_progress is not None:
+                on_progress(table.num_rows)
+    except BaseException:
+        sink.abort()
+        raise
+    sink.close()
+    return DatasetRun(Path(out), sink.rows, sink.errors, time.perf_counter() - started, engine, actors)
+
+
+def _ray_tables(
+    blocks: list[pa.Table],
+    scorer_args: dict[str, Any],
+    address: str | None,
+    num_actors: int | None,
+    cpus_per_actor: float,
+) -> tuple[Iterator[pa.Table], int]:
+    try:
+        import ray
+    except ImportError as exc:
+        raise RuntimeError("--engine ray needs Ray Data: pip install 'deepfake-detector[ray]'") from exc
+    if not ray.is_initialized():
+        ray.init(address=address, include_dashboard=False, log_to_driver=False)
+    cluster_cpus = float(ray.cluster_resources().get("CPU", 1))
+    actors = num_actors or max(1, int(cluster_cpus // cpus_per_actor))
+    if scorer_args["threads"] is None:  # one inference thread per CPU the actor holds
+        scorer_args = {**scorer_args, "threads": max(1, int(cpus_per_actor))}
+    context = ray.data.DataContext.get_current()
+    context.execution_options.preserve_order = True  # rows come back in input order, as the local engine's
+    dataset = ray.data.from_arrow(blocks).map_batches(
+        BatchScorer,
+        fn_constructor_kwargs=scorer_args,
+        batch_size=None,  # one call per shard: same batches as the local engine
+        batch_format="pyarrow",
+        concurrency=actors,
+        num_cpus=cpus_per_actor,
+    )
+    return dataset.iter_batches(batch_size=None, batch_format="pyarrow"), actors
