@@ -38,16 +38,26 @@ ENGINES = ("torch", "onnx-fp32", "onnx-int8")
 
 
 # ---------------------------------------------------------------------------- worker (one config)
+def benchmark_sample(data: str | Path, limit: int | None) -> tuple[list[str], np.ndarray]:
+    """All images of the folder, or a seeded sample of about `limit` (half per class)."""
+    from deepfake_detector.data.manifest import discover_split
+
+    manifest = discover_split(data)
+    if limit:
+        manifest = manifest.sample(max(1, limit // 2))
+    return manifest.paths, manifest.labels
+
+
+def benchmark_paths(data: str | Path, limit: int | None) -> list[str]:
+    return benchmark_sample(data, limit)[0]
+
+
 def run_worker(config: dict[str, Any]) -> dict[str, Any]:
     """Measure one (model, engine, threads) configuration in this fresh process."""
-    from deepfake_detector.data.manifest import discover_split
     from deepfake_detector.inference import Detector
     from deepfake_detector.inference.batching import iter_decoded
 
-    manifest = discover_split(config["data"])
-    if config.get("limit"):
-        manifest = manifest.sample(max(1, config["limit"] // 2))  # a seeded sample per class
-    paths, labels = manifest.paths, manifest.labels
+    paths, labels = benchmark_sample(config["data"], config.get("limit"))
     engine = "torch" if config["engine"] == "torch" else "onnx"
     detector = Detector.load(config["model_file"], engine=engine, threads=config["threads"])
     batch_size = config["batch_size"]
@@ -160,8 +170,9 @@ def run_child(args: list[str]) -> str:
 # report our own peak instead of the command's.
 _LAUNCHER = """
 import json, resource, subprocess, sys, time
+stdin = open(sys.argv[1], "rb") if sys.argv[1] != "-" else subprocess.DEVNULL
 start = time.perf_counter()
-done = subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+done = subprocess.run(sys.argv[2:], stdin=stdin, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 wall = time.perf_counter() - start
 peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024.0
 print(json.dumps({"wall": wall, "peak_rss_mb": peak, "code": done.returncode,
@@ -169,9 +180,10 @@ print(json.dumps({"wall": wall, "peak_rss_mb": peak, "code": done.returncode,
 """
 
 
-def spawn_measured(args: list[str]) -> tuple[float, float, int, str]:
+def spawn_measured(args: list[str], stdin: Path | None = None) -> tuple[float, float, int, str]:
     """(wall s, peak RSS MB, exit code, stderr tail) of a command run as a whole process."""
-    out = subprocess.run([sys.executable, "-c", _LAUNCHER, *args], capture_output=True, text=True, check=True)
+    launcher = [sys.executable, "-c", _LAUNCHER, str(stdin) if stdin else "-"]
+    out = subprocess.run([*launcher, *args], capture_output=True, text=True, check=True)
     measured = json.loads(out.stdout.strip().splitlines()[-1])
     return measured["wall"], measured["peak_rss_mb"], measured["code"], measured["stderr"]
 
@@ -250,26 +262,31 @@ def bench_model(
         )
 
     # Whole process, start-up included, as a user runs it (engine auto -> ONNX fp32 beside model.json).
+    # With --limit the same sampled paths as the workers' are given on stdin (`predict -`).
     cli = str(Path(sys.executable).with_name("deepfake-detector"))
     out_csv = work / f"e2e-{spec.architecture}.csv"
-    wall, rss, code, err = spawn_measured(
-        [
-            cli,
-            "predict",
-            str(args.data),
-            "--model",
-            str(prepared["dir"]),
-            "--format",
-            "csv",
-            "--out",
-            str(out_csv),
-        ]
-    )
+    source, stdin = str(args.data), None
+    if args.limit:
+        stdin = work / "paths.txt"
+        stdin.write_text("\n".join(benchmark_paths(args.data, args.limit)) + "\n")
+        source = "-"
+    command = [
+        cli,
+        "predict",
+        source,
+        "--model",
+        str(prepared["dir"]),
+        "--format",
+        "csv",
+        "--out",
+        str(out_csv),
+    ]
+    wall, rss, code, err = spawn_measured(command, stdin=stdin)
     if code not in (0, 1):
         raise RuntimeError(f"end-to-end predict failed ({code}): {err}")
     n = len(out_csv.read_text().splitlines()) - 1
     result["end_to_end"] = {
-        "command": "deepfake-detector predict DATA --model M --format csv --out F",
+        "command": " ".join(["deepfake-detector", *command[1:3], "--model M --format csv --out F"]),
         "engine": "onnx-fp32 (auto)",
         "n_images": n,
         "wall_s": wall,

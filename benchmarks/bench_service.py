@@ -60,8 +60,15 @@ def untrained_bundle(architecture: str, folder: Path, img_size: int | None) -> s
     from deepfake_detector.spec import ModelSpec
 
     torch.manual_seed(0)
-    size = img_size or model_info(architecture).img_size
-    spec = ModelSpec(architecture=architecture, img_size=size, name=f"untrained-{architecture}")
+    info = model_info(architecture)
+    size = img_size or info.default_img_size
+    spec = ModelSpec(
+        architecture=architecture,
+        img_size=size,
+        mean=info.mean,
+        std=info.std,
+        name=f"untrained-{architecture}",
+    )
     save_bundle(create_model(architecture, img_size=size), spec, folder)
     return str(folder)
 

@@ -115,14 +115,34 @@ def main() -> None:
         "eda": run("1. explore the data", ["eda", str(data), "--out", str(out / "eda")], log),
         "train": run(
             "2-5. short training of the default preset",
-            ["train", str(data), "--preset", "default", "--out", str(out / "run"), "--epochs", "1",
-             "--limit-per-class", "400", "--quiet"],
+            [
+                "train",
+                str(data),
+                "--preset",
+                "default",
+                "--out",
+                str(out / "run"),
+                "--epochs",
+                "1",
+                "--limit-per-class",
+                "400",
+                "--quiet",
+            ],
             log,
         ),
     }
     timings["evaluate short run"] = run(
         "evaluate the short run with robustness",
-        ["evaluate", str(out / "run"), str(data), "--out", str(out / "eval-short"), "--robustness", "--limit", "200"],
+        [
+            "evaluate",
+            str(out / "run"),
+            str(data),
+            "--out",
+            str(out / "eval-short"),
+            "--robustness",
+            "--limit",
+            "200",
+        ],
         log,
     )
     others = [str(p) for p in [data.parent / "stylegan-ffhq"] if p.is_dir() and p != data]
@@ -133,7 +153,16 @@ def main() -> None:
     )
     timings["predict"] = run(
         "6. predict six test images",
-        ["predict", *pick_six(data), "--model", "default", "--format", "jsonl", "--out", str(out / "predictions.jsonl")],
+        [
+            "predict",
+            *pick_six(data),
+            "--model",
+            "default",
+            "--format",
+            "jsonl",
+            "--out",
+            str(out / "predictions.jsonl"),
+        ],
         log,
     )
     subprocess.run([*CLI, "predict", *pick_six(data), "--model", "default"], check=False)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import math
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -64,7 +65,22 @@ def cli_train(*args: str, cwd: Path) -> subprocess.CompletedProcess:
     flags = [f"--set={key}={value}" for key, value in OVERRIDES.items()]
     command = [sys.executable, "-m", "deepfake_detector", "train", *args, "--preset", "seed", "-q", *flags]
     env = {**os.environ, "PYTHONWARNINGS": "ignore"}
-    return subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=1500)
+    # Own process group: on a timeout the rank Lightning started is killed too, not left waiting on gloo.
+    with subprocess.Popen(
+        command,
+        cwd=cwd,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    ) as proc:
+        try:
+            stdout, stderr = proc.communicate(timeout=1500)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            raise
+    return subprocess.CompletedProcess(command, proc.returncode, stdout, stderr)
 
 
 def read_rows(run: Path) -> list[dict[str, str]]:

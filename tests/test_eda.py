@@ -258,7 +258,7 @@ def test_eda_counts_the_readable_rest(dataset, eda_run):
     assert summary["layout"] == "splits"
     assert summary["manifest_hash"] == discover(dataset).digest()
     assert summary["properties"]["real"]["width"]["median"] == 96
-    assert summary["properties"]["fake"]["jpeg_quality"]["most_common"] == [[85, 7]]
+    assert summary["properties"]["fake"]["jpeg_quality"]["most_common"] == [[85, 8]]
     assert "4 file(s) could not be read" in " ".join(summary["warnings"])
     assert "test: 3 real, 2 fake" in output
 

@@ -1,7 +1,7 @@
 """deepfake-detector: tell real face images from deepfakes.
 
-    from deepfake_detector import Detector
-    Detector.load("default").predict(["photo.jpg"])
+from deepfake_detector import Detector
+Detector.load("default").predict(["photo.jpg"])
 """
 
 from __future__ import annotations

@@ -28,7 +28,9 @@ def model_dir(model_ref: str | Path) -> Path:
         if not (path.parent / "model.json").is_file():
             raise ModelNotFound(f"{path}: no model.json beside it to say how to use these weights")
         return path.parent
-    raise ModelNotFound(f"{ref}: no such model file or folder (use a run directory, a model file or 'default')")
+    raise ModelNotFound(
+        f"{ref}: no such model file or folder (use a run directory, a model file or 'default')"
+    )
 
 
 def locate_model(model_ref: str | Path, weights_name: str = "model.safetensors") -> tuple[Path, Path]:

@@ -11,8 +11,12 @@ from deepfake_detector.cli.app import app, fail
 
 @app.command()
 def train(
-    data: str = typer.Argument(None, help="Dataset folder (Kaggle layout, Real/Fake folder) or CSV manifest."),
-    preset: str = typer.Option("default", "--preset", "-p", help="Preset name (seed, default) or a YAML file."),
+    data: str = typer.Argument(
+        None, help="Dataset folder (Kaggle layout, Real/Fake folder) or CSV manifest."
+    ),
+    preset: str = typer.Option(
+        "default", "--preset", "-p", help="Preset name (seed, default) or a YAML file."
+    ),
     out: Path = typer.Option(Path("runs/latest"), "--out", "-o", help="Run directory to create."),
     resume: Path = typer.Option(None, "--resume", help="Continue the interrupted run in this directory."),
     model: str = typer.Option(None, help="Override the preset's model (e.g. mobilenetv2, timm:resnet18)."),
@@ -20,7 +24,9 @@ def train(
     img_size: int = typer.Option(None, help="Override the input size in pixels."),
     batch_size: int = typer.Option(None, help="Override the batch size."),
     lr: float = typer.Option(None, help="Override the learning rate."),
-    pretrained: bool = typer.Option(None, "--pretrained/--no-pretrained", help="Start from ImageNet weights."),
+    pretrained: bool = typer.Option(
+        None, "--pretrained/--no-pretrained", help="Start from ImageNet weights."
+    ),
     weights: str = typer.Option(None, help="Local pretrained-weights file (safetensors) for the backbone."),
     limit_per_class: int = typer.Option(None, help="Use at most N images per split and class (quick runs)."),
     cache_dir: str = typer.Option(None, help="Keep resized images in this folder between runs."),
@@ -58,7 +64,12 @@ def train(
         overrides[key.strip()] = value
     try:
         result = run_training(
-            data, preset=preset, out=resume or out, overrides=overrides, resume=resume is not None, progress=not quiet
+            data,
+            preset=preset,
+            out=resume or out,
+            overrides=overrides,
+            resume=resume is not None,
+            progress=not quiet,
         )
     except (ConfigError, RunError, DatasetError, FileNotFoundError) as exc:
         raise fail(str(exc)) from exc

@@ -93,15 +93,17 @@ def spectra(mean_spectra: Mapping[str, np.ndarray]) -> str:
     n = len(panels) + (1 if has_both else 0) + 1
     fig = _new_figure(3.2 * n, 3.2)
     axes = fig.subplots(1, n, squeeze=False)[0]
+    # The DC term is ~0 after mean removal (log -> very negative): percentiles keep it off the scale.
+    low, high = np.percentile(np.stack([s for _, s in panels]), [0.5, 99.9])
     for ax, (name, spectrum) in zip(axes[: len(panels)], panels, strict=True):
-        image = ax.imshow(spectrum, cmap="viridis")
+        image = ax.imshow(spectrum, cmap="viridis", vmin=low, vmax=high)
         ax.set_title(f"{name}: mean log-amplitude", fontsize=9)
         ax.axis("off")
         fig.colorbar(image, ax=ax, shrink=0.7)
     if has_both:
         ax = axes[len(panels)]
         difference = mean_spectra["fake"] - mean_spectra["real"]
-        limit = float(np.abs(difference).max()) or 1.0
+        limit = float(np.percentile(np.abs(difference), 99.9)) or 1.0
         image = ax.imshow(difference, cmap="coolwarm", vmin=-limit, vmax=limit)
         ax.set_title("fake - real", fontsize=9)
         ax.axis("off")
@@ -109,7 +111,8 @@ def spectra(mean_spectra: Mapping[str, np.ndarray]) -> str:
     ax = axes[-1]
     for name, spectrum in panels:
         profile = radial_profile(spectrum)
-        ax.plot(np.arange(profile.size) / profile.size, profile, label=name, color=CLASS_COLOURS[name])
+        radius = np.arange(1, profile.size)  # without the removed DC term
+        ax.plot(radius / profile.size, profile[1:], label=name, color=CLASS_COLOURS[name])
     ax.set_xlabel("frequency (fraction of Nyquist)", fontsize=8)
     ax.set_ylabel("mean log-amplitude", fontsize=8)
     ax.set_title("radial profile", fontsize=9)

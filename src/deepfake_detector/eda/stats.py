@@ -17,7 +17,7 @@ from deepfake_detector.eda.jpeg_quality import estimate_jpeg_quality
 from deepfake_detector.eda.spectrum import log_amplitude_spectrum
 
 ANALYSIS_SIZE = 128  # decode size for hashing, colour and spectrum: the training input size
-LUMA_WEIGHTS = np.array([0.299, 0.587, 0.114])
+LUMA_WEIGHTS = (0.299, 0.587, 0.114)  # ITU-R BT.601, as in PIL's convert("L")
 
 
 @dataclass(frozen=True)
@@ -43,8 +43,7 @@ class ImageRecord:
 
     @property
     def brightness(self) -> float:
-        red, green, blue = self.mean_rgb
-        return 0.299 * red + 0.587 * green + 0.114 * blue
+        return sum(weight * value for weight, value in zip(LUMA_WEIGHTS, self.mean_rgb, strict=True))
 
 
 @dataclass

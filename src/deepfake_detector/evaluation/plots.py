@@ -40,6 +40,8 @@ def roc_png(labels: np.ndarray, probs: np.ndarray, title: str) -> bytes:
     fig = Figure(figsize=(4, 3.6))
     ax = fig.subplots()
     RocCurveDisplay.from_predictions(labels, probs, pos_label=1, name="model", ax=ax, plot_chance_level=True)
+    ax.set_xlabel("false positive rate (reals flagged fake)")
+    ax.set_ylabel("true positive rate (fakes caught)")
     ax.set_title(title)
     return to_png(fig)
 
@@ -50,6 +52,8 @@ def pr_png(labels: np.ndarray, probs: np.ndarray, title: str) -> bytes:
     PrecisionRecallDisplay.from_predictions(
         labels, probs, pos_label=1, name="model", ax=ax, plot_chance_level=True
     )
+    ax.set_xlabel("recall (fakes caught)")
+    ax.set_ylabel("precision (flagged images that are fake)")
     ax.set_title(title)
     return to_png(fig)
 

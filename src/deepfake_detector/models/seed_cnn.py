@@ -20,7 +20,7 @@ class SeedCNN(nn.Module):
         layers: list[nn.Module] = []
         channels = [3, 32, 64, 128, 256]
         side = img_size
-        for c_in, c_out in zip(channels[:-1], channels[1:]):
+        for c_in, c_out in zip(channels[:-1], channels[1:], strict=True):
             layers += [nn.Conv2d(c_in, c_out, 3), nn.ReLU(inplace=True), nn.MaxPool2d(2)]
             side = (side - 2) // 2
         self.features = nn.Sequential(*layers)

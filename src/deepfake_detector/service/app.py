@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import threading
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -75,6 +76,8 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.service = await run_in_threadpool(_load_service, model, engine, limits)
+        # Ready now; Grad-CAM (seconds to import) is built in the background for ?heatmap=true.
+        threading.Thread(target=app.state.service.scorer.prepare_explainer, daemon=True).start()
         try:
             yield
         finally:

@@ -86,6 +86,23 @@ class Scorer:
         self.detector.predict_proba([np.zeros((size, size, 3), dtype=np.uint8)])
         face_finder.detect_faces(np.zeros((64, 64, 3), dtype=np.uint8))
 
+    def prepare_explainer(self) -> None:
+        """Build the Grad-CAM explainer now (importing it takes seconds) instead of in the first
+        ?heatmap=true request; meant for a background thread. Without PyTorch it stays unbuilt and
+        heatmap requests report why."""
+        try:
+            self._explainer()
+        except Exception:
+            return
+
+    def _explainer(self) -> Any:
+        with self._cam_lock:
+            if self._grad_cam is None:
+                from deepfake_detector.inference.heatmap import GradCam
+
+                self._grad_cam = GradCam(self.detector.torch_model())
+            return self._grad_cam
+
     def score(
         self, uploads: list[Upload], faces: FacesMode = "auto", heatmap: bool = False
     ) -> list[ScoredUpload]:
@@ -155,14 +172,13 @@ class Scorer:
             return
         started = time.perf_counter()
         try:
-            from deepfake_detector.inference.heatmap import GradCam, overlay
+            from deepfake_detector.inference.heatmap import overlay
             from deepfake_detector.spec import preprocess_batch
 
             fake = [face.label == "fake" for face in item.prediction.faces]
+            explainer = self._explainer()
             with self._cam_lock:
-                if self._grad_cam is None:
-                    self._grad_cam = GradCam(self.detector.torch_model())
-                cams = self._grad_cam(preprocess_batch(item.crops, self.detector.spec), fake)
+                cams = explainer(preprocess_batch(item.crops, self.detector.spec), fake)
             item.heatmaps = [
                 _png_base64(overlay(crop, cam)) for crop, cam in zip(item.crops, cams, strict=True)
             ]

@@ -7,7 +7,11 @@ import cv2
 
 from deepfake_detector.training.config import AugmentConfig
 
-_BORDERS = {"nearest": cv2.BORDER_REPLICATE, "reflect": cv2.BORDER_REFLECT_101, "constant": cv2.BORDER_CONSTANT}
+_BORDERS = {
+    "nearest": cv2.BORDER_REPLICATE,
+    "reflect": cv2.BORDER_REFLECT_101,
+    "constant": cv2.BORDER_CONSTANT,
+}
 
 
 def build_train_augment(cfg: AugmentConfig) -> A.Compose:
@@ -33,7 +37,9 @@ def build_train_augment(cfg: AugmentConfig) -> A.Compose:
     if cfg.blur_p:
         steps.append(A.GaussianBlur(sigma_limit=(0.1, 1.5), blur_limit=0, p=cfg.blur_p))
     if cfg.color_jitter_p:
-        steps.append(A.ColorJitter(brightness=0.2, contrast=0.2, saturation=0.2, hue=0.02, p=cfg.color_jitter_p))
+        steps.append(
+            A.ColorJitter(brightness=0.2, contrast=0.2, saturation=0.2, hue=0.02, p=cfg.color_jitter_p)
+        )
     if cfg.jpeg_p:
         steps.append(A.ImageCompression(quality_range=(50, 100), p=cfg.jpeg_p))
     return A.Compose(steps)

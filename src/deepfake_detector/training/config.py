@@ -88,7 +88,9 @@ def _build(cls: type, data: dict[str, Any], where: str) -> Any:
         raise ConfigError(f"{where}: unknown field(s) {unknown}; known: {sorted(known)}")
     kwargs = {}
     for key, value in data.items():
-        default = known[key].default_factory() if known[key].default_factory is not dataclasses.MISSING else None
+        default = (
+            known[key].default_factory() if known[key].default_factory is not dataclasses.MISSING else None
+        )
         if dataclasses.is_dataclass(default) and isinstance(value, dict):
             value = _build(type(default), value, f"{where}.{key}")
         kwargs[key] = value
@@ -141,8 +143,14 @@ def _validate(cfg: TrainConfig, where: str) -> None:
         (cfg.optimizer in ("adam", "adamw", "sgd"), f"unknown optimizer {cfg.optimizer!r}"),
         (cfg.scheduler in ("none", "cosine"), f"unknown scheduler {cfg.scheduler!r}"),
         (cfg.balance in ("none", "loss", "sampler"), f"unknown balance {cfg.balance!r}"),
-        (cfg.threshold_method in ("balanced_accuracy", "eer", "fpr"), f"unknown threshold_method {cfg.threshold_method!r}"),
-        (cfg.augment.fill in ("nearest", "reflect", "constant"), f"unknown augment.fill {cfg.augment.fill!r}"),
+        (
+            cfg.threshold_method in ("balanced_accuracy", "eer", "fpr"),
+            f"unknown threshold_method {cfg.threshold_method!r}",
+        ),
+        (
+            cfg.augment.fill in ("nearest", "reflect", "constant"),
+            f"unknown augment.fill {cfg.augment.fill!r}",
+        ),
         (cfg.lr > 0, "lr must be positive"),
     ]
     for ok, message in checks:

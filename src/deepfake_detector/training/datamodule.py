@@ -11,7 +11,7 @@ from pathlib import Path
 import lightning as L
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset, WeightedRandomSampler
+from torch.utils.data import DataLoader, Dataset, Subset, WeightedRandomSampler
 
 from deepfake_detector.data import Manifest, UnreadableImage, load_image
 from deepfake_detector.spec import ModelSpec, preprocess_batch
@@ -150,9 +150,15 @@ class DeepfakeDataModule(L.LightningDataModule):
             labels = self._train.labels
             counts = np.bincount(labels, minlength=2).astype(np.float64)
             weights = (1.0 / np.maximum(counts, 1))[labels]
-            sampler = WeightedRandomSampler(torch.as_tensor(weights), num_samples=len(labels), replacement=True)
+            sampler = WeightedRandomSampler(
+                torch.as_tensor(weights), num_samples=len(labels), replacement=True
+            )
         return self._loader(self._train, shuffle=True, sampler=sampler)
 
     def val_dataloader(self) -> DataLoader:
         assert self._val is not None
-        return self._loader(self._val, shuffle=False)
+        # A fixed, seeded order: with val_fraction < 1 Lightning runs only the first batches, and
+        # the manifest lists one class after the other, so they must be a random mix of both
+        # (the notebook's validation generator shuffles too).
+        order = np.random.default_rng(self.seed).permutation(len(self._val)).tolist()
+        return self._loader(Subset(self._val, order), shuffle=False)

@@ -80,7 +80,9 @@ def _record_run(run_dir: Path, cfg: TrainConfig, manifest: Manifest, data: str) 
 
 
 def _select(manifest: Manifest, cfg: TrainConfig) -> Manifest:
-    manifest = Manifest(manifest.root, tuple(s for s in manifest if s.split in ("train", "val")), manifest.layout)
+    manifest = Manifest(
+        manifest.root, tuple(s for s in manifest if s.split in ("train", "val")), manifest.layout
+    )
     return manifest.sample(cfg.limit_per_class, seed=cfg.seed) if cfg.limit_per_class else manifest
 
 
@@ -104,9 +106,8 @@ def _trainer_kwargs(cfg: TrainConfig) -> dict[str, Any]:
 
 def _logger(run_dir: Path):
     try:
-        from lightning.pytorch.loggers import TensorBoardLogger
-
         import tensorboard  # noqa: F401
+        from lightning.pytorch.loggers import TensorBoardLogger
 
         return TensorBoardLogger(str(run_dir), name="tensorboard", version="")
     except ImportError:
@@ -162,11 +163,17 @@ def train(
     )
     mode = "min" if cfg.checkpoint_monitor.endswith("loss") else "max"
     checkpoint = ModelCheckpoint(
-        dirpath=run_dir / "checkpoints", filename="best", monitor=cfg.checkpoint_monitor, mode=mode, save_last=True
+        dirpath=run_dir / "checkpoints",
+        filename="best",
+        monitor=cfg.checkpoint_monitor,
+        mode=mode,
+        save_last=True,
     )
     callbacks: list[L.Callback] = [
         checkpoint,
-        EarlyStopping(cfg.early_stopping.monitor, patience=cfg.early_stopping.patience, mode=cfg.early_stopping.mode),
+        EarlyStopping(
+            cfg.early_stopping.monitor, patience=cfg.early_stopping.patience, mode=cfg.early_stopping.mode
+        ),
         EpochMetrics(run_dir),
     ]
     if progress:
@@ -199,7 +206,9 @@ def train(
 
 
 @torch.no_grad()
-def validation_logits(model: torch.nn.Module, datamodule: DeepfakeDataModule) -> tuple[np.ndarray, np.ndarray]:
+def validation_logits(
+    model: torch.nn.Module, datamodule: DeepfakeDataModule
+) -> tuple[np.ndarray, np.ndarray]:
     """Logits on the whole validation split (no augmentation), for calibration and the threshold."""
     model = model.float().cpu().eval()
     dataset = datamodule.val_dataset
@@ -210,12 +219,16 @@ def validation_logits(model: torch.nn.Module, datamodule: DeepfakeDataModule) ->
     return np.concatenate(logits), np.asarray(dataset.labels)
 
 
-def finalize(model: torch.nn.Module, spec: ModelSpec, datamodule: DeepfakeDataModule, cfg: TrainConfig) -> None:
+def finalize(
+    model: torch.nn.Module, spec: ModelSpec, datamodule: DeepfakeDataModule, cfg: TrainConfig
+) -> None:
     """Temperature scaling and the decision threshold, both fitted on validation only."""
     logits, labels = validation_logits(model, datamodule)
     spec.temperature = float(fit_temperature(labels, logits))
     probs = spec.probability(logits)
-    spec.threshold = float(choose_threshold(labels, probs, method=cfg.threshold_method, target_fpr=cfg.target_fpr))
+    spec.threshold = float(
+        choose_threshold(labels, probs, method=cfg.threshold_method, target_fpr=cfg.target_fpr)
+    )
     spec.threshold_method = cfg.threshold_method
     spec.metrics = {"val": compute_metrics(labels, probs, spec.threshold)}
 

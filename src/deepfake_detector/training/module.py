@@ -40,7 +40,9 @@ class DeepfakeClassifier(L.LightningModule):
         probs = torch.sigmoid(logits.detach().float())
         self.train_acc.update(probs, y.int())
         self.train_auc.update(probs, y.int())
-        self.log("train_loss", loss, on_step=True, on_epoch=True, prog_bar=True, batch_size=len(y), sync_dist=True)
+        self.log(
+            "train_loss", loss, on_step=True, on_epoch=True, prog_bar=True, batch_size=len(y), sync_dist=True
+        )
         self.log("train_acc", self.train_acc, on_step=False, on_epoch=True, prog_bar=True)
         self.log("train_auc", self.train_auc, on_step=False, on_epoch=True)
         return loss
@@ -64,7 +66,9 @@ class DeepfakeClassifier(L.LightningModule):
         elif cfg.optimizer == "adamw":
             opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
         else:
-            opt = torch.optim.SGD(params, lr=cfg.lr, momentum=0.9, nesterov=True, weight_decay=cfg.weight_decay)
+            opt = torch.optim.SGD(
+                params, lr=cfg.lr, momentum=0.9, nesterov=True, weight_decay=cfg.weight_decay
+            )
         if cfg.scheduler == "none":
             return opt
         total = max(1, int(self.trainer.estimated_stepping_batches))
