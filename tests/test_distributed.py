@@ -54,9 +54,9 @@ def make_dataset(root: Path, seed: int = 0) -> Path:
             folder = root / split / cls
             folder.mkdir(parents=True)
             for i in range(n):
-                img = rng.uniform(60, 190, size=3) + rng.normal(0, 15, size=(SIZE, SIZE, 3))
+                img = rng.uniform(60, 190, size=3) + rng.normal(0, 10, size=(SIZE, SIZE, 3))
                 if label:
-                    img += rng.uniform(5, 30) * checker
+                    img += rng.uniform(15, 40) * checker
                 Image.fromarray(np.clip(img, 0, 255).astype(np.uint8)).save(folder / f"{i:03d}.png")
     return root
 

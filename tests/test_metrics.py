@@ -133,7 +133,8 @@ def test_bad_inputs_are_named() -> None:
 
 
 def _balanced_accuracy_at(labels: np.ndarray, probs: np.ndarray, threshold: float) -> float:
-    return skm.balanced_accuracy_score(labels, (probs >= threshold).astype(int))
+    """Brute-force reference: mean of the share of fakes flagged and the share of reals passed."""
+    return (np.mean(probs[labels == 1] >= threshold) + np.mean(probs[labels == 0] < threshold)) / 2
 
 
 def test_balanced_accuracy_threshold_on_constructed_scores() -> None:

@@ -386,3 +386,15 @@ def test_each_request_is_one_json_log_line(client: TestClient) -> None:
     assert entry["method"] == "POST" and entry["path"] == "/v1/predict" and entry["status"] == 415
     assert isinstance(entry["latency_ms"], float) and entry["latency_ms"] >= 0
     assert len(request_id) == 32 and all(c in "0123456789abcdef" for c in request_id)
+
+
+def test_serve_refuses_a_missing_model_before_starting(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from deepfake_detector.cli import app
+
+    result = CliRunner().invoke(app, ["serve", "--model", str(tmp_path / "nothing-here"), "--port", "1"])
+    assert result.exit_code == 2
+    assert "nothing-here: no such model file or folder" in result.output
+    bad_engine = CliRunner().invoke(app, ["serve", "--engine", "gpu"])
+    assert bad_engine.exit_code == 2 and "--engine must be auto, torch or onnx" in bad_engine.output

@@ -47,7 +47,8 @@ def chromium_problem() -> str | None:
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     folder = tmp_path_factory.mktemp("e2e")
-    with run_server(model_ref(folder / "model"), folder / "server.log") as running:
+    # A long request timeout: on a busy machine the first heatmap waits for Grad-CAM to be imported.
+    with run_server(model_ref(folder / "model"), folder / "server.log", "--timeout", "600") as running:
         yield running
 
 
@@ -94,50 +95,55 @@ def test_page_shows_verdicts_for_a_real_and_a_fake_image(
             else outside_requests.append(request.url)
         ),
     )
-    # Locator assertions only: the page's Content-Security-Policy forbids the eval that
-    # wait_for_function would need, which is part of what this test shows.
-    page.goto(server.url + "/")
-    expect(page.locator("#model-info")).to_have_text(re.compile(r"^Model "), timeout=RESULT_TIMEOUT_MS)
+    try:
+        # Locator assertions only: the page's Content-Security-Policy forbids the eval that
+        # wait_for_function would need, which is part of what this test shows.
+        page.goto(server.url + "/")
+        expect(page.locator("#model-info")).to_have_text(re.compile(r"^Model "), timeout=RESULT_TIMEOUT_MS)
 
-    page.set_input_files("#file-input", [str(real), str(fake)])
-    expect(page.locator("article.card[data-status=done]")).to_have_count(2, timeout=RESULT_TIMEOUT_MS)
-    cards = page.locator("article.card")
-    assert cards.count() == 2
-    seen = set()
-    for index in range(2):
-        card = cards.nth(index)
-        name = card.locator(".filename").inner_text()
-        seen.add(name)
-        result = expected[name]
-        verdict = card.locator(".verdict").inner_text()
-        assert verdict == result["label"].upper() and verdict in ("REAL", "FAKE")
-        prob = result["prob_fake"]
-        assert card.locator(".prob-fill").get_attribute("style") == f"width: {100 * prob:.1f}%;"
-        assert card.locator(".prob-bar").get_attribute("aria-valuenow") == str(prob)
-        assert f"P(fake) {100 * prob:.1f}%" in card.locator(".numbers").inner_text()
-        box = card.locator(".face-box")
-        assert box.count() == 1 and box.is_visible()
-        assert card.locator(".face-tag").inner_text() == f"{result['label']} {prob:.2f}"
-        assert card.locator("img.photo").evaluate("img => img.complete && img.naturalWidth") == 224
-    assert seen == {real.name, fake.name}
+        page.set_input_files("#file-input", [str(real), str(fake)])
+        expect(page.locator("article.card[data-status=done]")).to_have_count(2, timeout=RESULT_TIMEOUT_MS)
+        cards = page.locator("article.card")
+        assert cards.count() == 2
+        seen = set()
+        for index in range(2):
+            card = cards.nth(index)
+            name = card.locator(".filename").inner_text()
+            seen.add(name)
+            result = expected[name]
+            verdict = card.locator(".verdict").inner_text()
+            assert verdict == result["label"].upper() and verdict in ("REAL", "FAKE")
+            prob = result["prob_fake"]
+            assert card.locator(".prob-fill").get_attribute("style") == f"width: {100 * prob:.1f}%;"
+            assert card.locator(".prob-bar").get_attribute("aria-valuenow") == str(prob)
+            assert f"P(fake) {100 * prob:.1f}%" in card.locator(".numbers").inner_text()
+            box = card.locator(".face-box")
+            assert box.count() == 1 and box.is_visible()
+            assert card.locator(".face-tag").inner_text() == f"{result['label']} {prob:.2f}"
+            assert card.locator("img.photo").evaluate("img => img.complete && img.naturalWidth") == 224
+        assert seen == {real.name, fake.name}
 
-    # The heatmap appears on a click on the image.
-    first = cards.nth(0)
-    first.locator(".frame").click()
-    heatmap = first.locator(".heatmaps img")
-    heatmap.wait_for(timeout=RESULT_TIMEOUT_MS)
-    assert heatmap.get_attribute("src").startswith("data:image/png;base64,")
-    assert heatmap.evaluate("img => img.decode().then(() => img.naturalWidth)") > 0
+        # The heatmap appears on a click on the image.
+        first = cards.nth(0)
+        first.locator(".frame").click()
+        heatmap = first.locator(".heatmaps img")
+        heatmap.wait_for(timeout=RESULT_TIMEOUT_MS)
+        assert heatmap.get_attribute("src").startswith("data:image/png;base64,")
+        assert heatmap.evaluate("img => img.decode().then(() => img.naturalWidth)") > 0
 
-    # A text file dropped on the page is rejected with the reason.
-    page.evaluate(DROP_TEXT_FILE)
-    rejected = page.locator("article.card[data-status=error]")
-    rejected.wait_for(timeout=RESULT_TIMEOUT_MS)
-    assert (
-        rejected.locator(".error-text").inner_text()
-        == "notes.txt: not an image (content looks like text/HTML)"
-    )
-    expect(page.locator("#summary")).to_have_text("3 images checked.", timeout=RESULT_TIMEOUT_MS)
+        # A text file dropped on the page is rejected with the reason.
+        page.evaluate(DROP_TEXT_FILE)
+        rejected = page.locator("article.card[data-status=error]")
+        rejected.wait_for(timeout=RESULT_TIMEOUT_MS)
+        assert (
+            rejected.locator(".error-text").inner_text()
+            == "notes.txt: not an image (content looks like text/HTML)"
+        )
+        expect(page.locator("#summary")).to_have_text("3 images checked.", timeout=RESULT_TIMEOUT_MS)
+
+    except Exception:
+        page.screenshot(path=str(tmp_path / "failure.png"), full_page=True)  # what the page showed
+        raise
 
     screenshot = tmp_path / "service-page.png"
     page.screenshot(path=str(screenshot), full_page=True)

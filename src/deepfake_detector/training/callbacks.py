@@ -83,7 +83,8 @@ class EpochMetrics(L.Callback):
         self._train_end: float | None = None
         self._images = 0
 
-    def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        # Not on_fit_start: Lightning restores the loops (current_epoch) from a checkpoint after that hook.
         start_epoch = trainer.current_epoch
         self.rows = [r for r in read_metrics(self.run_dir / "metrics.csv") if int(r["epoch"]) < start_epoch]
 
