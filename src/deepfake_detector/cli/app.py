@@ -17,5 +17,5 @@ def fail(message: str, code: int = 2) -> typer.Exit:
     """Print a clear error (no traceback) and return the Exit to raise."""
     from rich.console import Console
 
-    Console(stderr=True).print(f"[bold red]error:[/] {message}", highlight=False)
+    Console(stderr=True, soft_wrap=True).print(f"[bold red]error:[/] {message}", highlight=False)
     return typer.Exit(code)

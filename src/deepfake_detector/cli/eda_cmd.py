@@ -35,7 +35,11 @@ def eda(
     from rich.console import Console
 
     from deepfake_detector.data.manifest import DatasetError
-    from deepfake_detector.eda import run_eda
+
+    try:
+        from deepfake_detector.eda import run_eda
+    except ImportError as exc:  # imagehash (perceptual hashes) comes with the training extras
+        raise fail(f"eda needs {exc.name}: pip install 'deepfake-detector[train]'") from exc
 
     console = Console(stderr=True)
     try:

@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import cv2
+import imagehash
 import numpy as np
 from PIL import Image
 
@@ -81,8 +82,6 @@ def _jpeg_quality(data: bytes) -> tuple[int | None, bool | None]:
 
 
 def perceptual_hash(rgb: np.ndarray) -> int:
-    import imagehash
-
     bits = imagehash.phash(Image.fromarray(rgb)).hash.reshape(-1)
     return int.from_bytes(np.packbits(bits).tobytes(), "big")
 
