@@ -159,7 +159,9 @@ async def run_level(
     statuses: Counter[str] = Counter()
     sent = 0
     stop_at = time.perf_counter() + duration
-    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
+    # Idle connections are dropped by the client (4 s) before the server would close them (30 s):
+    # otherwise a request can race the server's close and fail with a ReadError.
+    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients, keepalive_expiry=4.0)
 
     async def client_loop(index: int, client: httpx.AsyncClient) -> None:
         nonlocal sent
@@ -268,7 +270,9 @@ def main() -> None:
     parser.add_argument("--img-size", type=int, help="input size for --untrained")
     parser.add_argument("--clients", default="1,8,32", help="comma-separated concurrency levels")
     parser.add_argument("--duration", type=float, default=20.0, help="seconds per level")
-    parser.add_argument("--warmup", type=float, default=5.0, help="seconds of warm-up load (8 clients)")
+    parser.add_argument(
+        "--warmup", type=float, default=10.0, help="seconds of warm-up at the top concurrency"
+    )
     parser.add_argument("--max-requests", type=int, default=100_000, help="cap on requests per level")
     parser.add_argument("--max-backoff", type=float, default=1.0, help="longest wait after a 503 (s)")
     parser.add_argument("--images", type=int, default=64, help="distinct test images cycled through")
@@ -299,7 +303,10 @@ def main() -> None:
                 model = "default"
             else:
                 raise SystemExit("no packaged default model: pass --model RUN_DIR or --untrained ARCH")
-            log_path = Path(tmp) / "server.log"
+            log_path = (
+                Path(tempfile.gettempdir()) / f"bench-service-server-{os.getpid()}.log"
+            )  # kept to inspect
+            print(f"server log: {log_path}", file=sys.stderr)
             process, url = start_server(model, args, log_path)
         try:
             result = measure(url, process, images, levels, args)
@@ -325,7 +332,8 @@ def measure(
     pid = process.pid if process is not None else None
     memory: dict[str, float | None] = {"before_warmup": rss_mb(pid) if pid else None}
     load_at_start = round(os.getloadavg()[0], 2)
-    asyncio.run(run_level(url, images, 8, args.warmup, args.max_requests, args.max_backoff))
+    # Warm up at the highest concurrency, so buffers and thread arenas reach their working size first.
+    asyncio.run(run_level(url, images, max(levels), args.warmup, args.max_requests, args.max_backoff))
     memory["after_warmup"] = rss_mb(pid) if pid else None
     results = []
     for clients in levels:

@@ -39,6 +39,12 @@ def serve(
     upload_timeout: float = typer.Option(
         30.0, "--upload-timeout", min=0.001, help="Seconds to receive a request body before 408."
     ),
+    keep_alive: float = typer.Option(
+        30.0,
+        "--keep-alive",
+        min=1.0,
+        help="Seconds an idle connection is kept open; keep it above the idle timeout of clients and proxies.",
+    ),
     log_level: str = typer.Option("info", "--log-level", help="debug, info, warning or error."),
 ) -> None:
     """Serve the detector: a web page at / and a REST API (POST /v1/predict, /v1/predict/batch,
@@ -93,5 +99,5 @@ def serve(
         access_log=False,
         # Connections beyond this get 503 from uvicorn itself: bounds memory held by slow uploads.
         limit_concurrency=max(64, 4 * queue_size),
-        timeout_keep_alive=5,
+        timeout_keep_alive=int(keep_alive),
     )
