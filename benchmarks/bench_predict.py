@@ -440,6 +440,12 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--limit", type=int, default=None, help="Use only the first N images (quick look).")
     parser.add_argument(
+        "--keras-python",
+        type=Path,
+        default=Path(".venv-notebook/bin/python"),
+        help="Interpreter with TensorFlow for the Keras loop (default .venv-notebook, else this one).",
+    )
+    parser.add_argument(
         "--keras-limit", type=int, default=None, help="Keras loop on the first N images only."
     )
     parser.add_argument("--out", type=Path, default=HERE / "results")
@@ -467,8 +473,9 @@ def main() -> None:
         refs = list(args.model) + [make_untrained(arch, work / "untrained") for arch in args.untrained]
         report["models"] = [bench_model(ref, args, work, peaks) for ref in refs]
     report["n_images"] = report["models"][0]["configs"][0]["n_images"]
-    report["keras_loop"] = bench_keras(args)
     args.out.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(args.out / "predict.json", report)  # kept even if the Keras loop fails
+    report["keras_loop"] = bench_keras(args)
     atomic_write_json(args.out / "predict.json", report)
     write_markdown(report, args.out / "predict.md")
     print((args.out / "predict.md").read_text())

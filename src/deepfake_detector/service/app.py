@@ -76,8 +76,10 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.service = await run_in_threadpool(_load_service, model, engine, limits)
-        # Ready now; Grad-CAM (seconds to import) is built in the background for ?heatmap=true.
-        threading.Thread(target=app.state.service.scorer.prepare_explainer, daemon=True).start()
+        if app.state.service.detector.engine_name == "torch":
+            # Ready now; Grad-CAM (seconds to import) is built in the background for ?heatmap=true.
+            # An ONNX server does not do this: it would load PyTorch (hundreds of MB) before anyone asks.
+            threading.Thread(target=app.state.service.scorer.prepare_explainer, daemon=True).start()
         try:
             yield
         finally:
