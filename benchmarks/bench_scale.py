@@ -58,6 +58,7 @@ def run_worker(config: dict[str, Any]) -> dict[str, Any]:
         num_actors=config.get("num_actors"),
         cpus_per_actor=config.get("cpus_per_actor", 1.0),
         batch_size=config["batch_size"],
+        shard_rows=config["shard_rows"],
         threads=config.get("threads"),
         workers=2,
         on_progress=lambda rows: stamps.append((time.perf_counter(), rows)),
@@ -114,6 +115,7 @@ def write_report(doc: dict[str, Any], out_dir: Path) -> None:
         "# predict-dataset: local vs Ray Data on this machine",
         "",
         f"{doc['images']} images from `{doc['data']}`, model: {doc['model']}, batch {doc['batch_size']}, "
+        f"shards of {doc['shard_rows']} images, "
         f"{doc['cpus']} CPUs ({doc['cpu']}), load average before the run {doc['load_before']}, "
         f"after {doc['load_after']}. Measured by `benchmarks/bench_scale.py` on {doc['date']}.",
         "",
@@ -148,6 +150,7 @@ def main() -> None:
     parser.add_argument("--data", default=str(DEFAULT_DATA))
     parser.add_argument("--limit", type=int, default=1000)
     parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--shard-rows", type=int, default=128, help="images per shard (Ray block)")
     parser.add_argument("--out", default=str(HERE / "results"))
     parser.add_argument("--note", default="", help="a line added to scale.md (e.g. what else ran meanwhile)")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
@@ -177,6 +180,7 @@ def main() -> None:
                 "model": model,
                 "out": str(tmp / f"out-{i}.parquet"),
                 "batch_size": args.batch_size,
+                "shard_rows": args.shard_rows,
             }
             proc = subprocess.run(
                 [sys.executable, __file__, "--worker", json.dumps(job)], capture_output=True, text=True
@@ -212,6 +216,7 @@ def main() -> None:
         "images": len(manifest),
         "model": model_label,
         "batch_size": args.batch_size,
+        "shard_rows": args.shard_rows,
         "cpus": os.cpu_count(),
         "cpu": platform.processor() or platform.machine(),
         "python": platform.python_version(),

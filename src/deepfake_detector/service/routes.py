@@ -100,6 +100,11 @@ async def model_info(request: Request) -> dict[str, Any]:
     openapi_extra=SINGLE_UPLOAD_BODY,
     tags=["predict"],
     summary="Real or fake: one image (multipart field 'file', or the raw image as the body)",
+    description=(
+        "Send the image as the multipart field `file`, or as the raw body with an `image/*` or "
+        "`application/octet-stream` content type (an optional `X-Filename` header names it in the answer). "
+        "Nothing is stored; the file name is only a label."
+    ),
 )
 async def predict(
     request: Request,
