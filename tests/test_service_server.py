@@ -51,7 +51,7 @@ def request_head(server: Server, headers: dict[str, str]) -> bytes:
 
 
 def read_status(sock: socket.socket) -> tuple[int, bytes]:
-    """The status code and whatever else of the response arrived with the first bytes."""
+    """The status code and the whole response (headers and, per Content-Length, the body)."""
     data = b""
     while b"\r\n\r\n" not in data:
         chunk = sock.recv(65536)
@@ -59,7 +59,21 @@ def read_status(sock: socket.socket) -> tuple[int, bytes]:
             break
         data += chunk
     assert data.startswith(b"HTTP/1.1 "), data[:200]
-    return int(data.split(b" ", 2)[1]), data
+    head, _, body = data.partition(b"\r\n\r\n")
+    length = next(
+        (
+            int(line.split(b":", 1)[1])
+            for line in head.split(b"\r\n")
+            if line.lower().startswith(b"content-length:")
+        ),
+        0,
+    )
+    while len(body) < length:  # the body may arrive in a later segment than the headers
+        chunk = sock.recv(65536)
+        if not chunk:
+            break
+        body += chunk
+    return int(data.split(b" ", 2)[1]), head + b"\r\n\r\n" + body
 
 
 def predict_ok(server: Server) -> dict:
