@@ -80,7 +80,7 @@ def predict_dataset(
             workers=workers,
             threads=threads,
         )
-    except (SourceError, ModelNotFound, ValueError, RuntimeError) as exc:
+    except (SourceError, ModelNotFound, ValueError, RuntimeError, ConnectionError) as exc:
         raise fail(str(exc)) from exc
     Console(stderr=True).print(
         f"{result.images} images, {result.errors} errors in {result.seconds:.1f} s "
