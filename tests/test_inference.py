@@ -222,3 +222,21 @@ def test_detector_evaluates_a_labelled_folder(exported: Path, tmp_path: Path) ->
     (metrics,) = summary.values()
     assert metrics["n_real"] == 6 and metrics["n_fake"] == 6 and 0.0 <= metrics["accuracy"] <= 1.0
     assert (tmp_path / "eval" / "metrics.json").is_file()
+
+
+def test_device_choice_is_checked_and_auto_falls_back_to_cpu(exported: Path) -> None:
+    import torch
+
+    from deepfake_detector.inference.engines import resolve_device
+
+    assert resolve_device("cpu") == "cpu"
+    assert resolve_device("auto") == ("cuda" if torch.cuda.is_available() else "cpu")
+    with pytest.raises(ValueError, match="--device must be"):
+        resolve_device("tpu")
+    with pytest.raises(ValueError, match="ONNX engine here is CPU-only"):
+        Detector.load(exported, engine="onnx", device="cuda")
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="no CUDA GPU"):
+            Detector.load(exported, device="cuda")
+        # auto on a machine without a GPU keeps the usual engine choice (here: the exported model).
+        assert Detector.load(exported, device="auto").engine_name == "onnx"

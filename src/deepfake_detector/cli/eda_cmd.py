@@ -25,10 +25,16 @@ def eda(
     near_distance: int = typer.Option(
         4, "--near-distance", min=0, max=16, help="Max perceptual-hash Hamming distance for near duplicates."
     ),
+    resume: bool = typer.Option(
+        False,
+        "--resume",
+        help="Continue an interrupted run into the same --out: scan only the files it did not.",
+    ),
 ) -> None:
     """Explore a dataset: counts, samples, image properties and shortcut risks, JPEG quality,
     colour, frequency spectra, unreadable files and duplicate leakage. Writes OUT/report.html and
-    OUT/summary.json.
+    OUT/summary.json. Progress is checkpointed in OUT as it goes: a run that was stopped is
+    continued with --resume.
 
     Example: deepfake-detector eda ../shared/data/dfdc --out eda-out --sample 500
     """
@@ -38,15 +44,23 @@ def eda(
 
     try:
         from deepfake_detector.eda import run_eda
+        from deepfake_detector.eda.checkpoint import ScanCheckpointError
     except ImportError as exc:  # imagehash (perceptual hashes) comes with the training extras
         raise fail(f"eda needs {exc.name}: pip install 'deepfake-detector[train]'") from exc
 
     console = Console(stderr=True)
     try:
         summary = run_eda(
-            data, out, sample=sample, seed=seed, workers=workers, near_max_distance=near_distance
+            data,
+            out,
+            sample=sample,
+            seed=seed,
+            workers=workers,
+            near_max_distance=near_distance,
+            resume=resume,
+            log=lambda message: console.print(message, markup=False, highlight=False, soft_wrap=True),
         )
-    except DatasetError as exc:
+    except (DatasetError, ScanCheckpointError) as exc:
         raise fail(str(exc)) from exc
     for split, per_class in summary["counts"].items():
         console.print(f"{split:>5}: {per_class['real']} real, {per_class['fake']} fake")

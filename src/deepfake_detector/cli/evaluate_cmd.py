@@ -57,6 +57,7 @@ def evaluate(
         help="At most N images per class and dataset (seeded sample, for a quick look).",
     ),
     engine: str = typer.Option("auto", "--engine", help="auto, torch or onnx."),
+    device: str = typer.Option("cpu", "--device", help="cpu, cuda, cuda:N or auto (PyTorch on a GPU)."),
 ) -> None:
     """Evaluate a model at its stored threshold and temperature (nothing is tuned on these data).
 
@@ -75,7 +76,7 @@ def evaluate(
     console = Console(stderr=True)
     try:
         load_datasets(data, split, limit)  # fail on a bad dataset path before loading the model
-        detector = Detector.load(model, engine=engine)  # type: ignore[arg-type]
+        detector = Detector.load(model, engine=engine, device=device)  # type: ignore[arg-type]
     except (DatasetError, ModelNotFound, ValueError) as exc:
         raise fail(str(exc)) from exc
 

@@ -1,4 +1,4 @@
-"""`deepfake-detector predict`: score image files, folders, globs or paths from stdin."""
+"""`deepfake-detector predict`: score image and video files, folders, globs or paths from stdin."""
 
 from __future__ import annotations
 
@@ -15,7 +15,8 @@ PROGRESS_MIN_IMAGES = 256  # below this a run takes seconds and a bar is only no
 @app.command()
 def predict(
     paths: list[str] = typer.Argument(
-        ..., help="Image files, folders (searched recursively), glob patterns, or - to read paths from stdin."
+        ...,
+        help="Image or video files, folders (searched recursively), glob patterns, or - to read paths from stdin.",
     ),
     model: str = typer.Option("default", "--model", "-m", help="Run folder, model file or 'default'."),
     fmt: str = typer.Option("table", "--format", "-f", help="Output format: table, csv, json or jsonl."),
@@ -39,21 +40,45 @@ def predict(
         "auto", "--engine", help="auto (ONNX Runtime when model.onnx exists, else PyTorch), torch or onnx."
     ),
     threads: int | None = typer.Option(None, "--threads", min=1, help="Inference threads (ONNX default 2)."),
+    device: str = typer.Option("cpu", "--device", help="cpu, cuda, cuda:N or auto (PyTorch on a GPU)."),
     resume: bool = typer.Option(
         False, "--resume", help="With --format jsonl --out F: skip paths already in F and append the rest."
+    ),
+    frames: int | None = typer.Option(
+        None, "--frames", min=1, help="Videos: frames to score, spread uniformly over the video (default 32)."
+    ),
+    every: int | None = typer.Option(
+        None, "--every", min=1, help="Videos: score every K-th frame instead of --frames."
+    ),
+    aggregate: str = typer.Option(
+        "confident",
+        "--aggregate",
+        help="Videos: per-track score. confident: the mean of the most suspicious quarter of the frames "
+        "when they all look fake, else of the surest-real quarter; mean: the mean of all frames.",
+    ),
+    video_out: Path | None = typer.Option(
+        None,
+        "--video-out",
+        help="Videos: folder for each video's contact sheet (<name>-<hash>.frames.png) and timeline plot "
+        "(.timeline.png); default: the --heatmap folder when given, else none are written.",
     ),
 ) -> None:
     """Tell whether images are real or deepfakes: one row per image with label, probability of
     fake, confidence, threshold, faces found and any error. Exit code 0 when every image was read,
     1 when some could not be, 2 when none could.
 
+    A video (mp4, mov, avi, webm, mkv) is one row too: faces are found in sampled frames, tracked,
+    scored and aggregated; json/jsonl add its tracks, key frames and timeline.
+
     Example: deepfake-detector predict photos/ --format csv --out results.csv
+    Example: deepfake-detector predict clip.mp4 --every 10 --video-out reports/ --format json
     """
     from rich.console import Console
 
     from deepfake_detector.inference.detector import Detector
     from deepfake_detector.inference.inputs import expand_inputs
     from deepfake_detector.inference.results import Prediction
+    from deepfake_detector.inference.video import is_video_path
     from deepfake_detector.inference.writers import FORMATS, PredictionWriter, read_done_paths
     from deepfake_detector.locate import ModelNotFound
 
@@ -67,6 +92,13 @@ def predict(
         raise fail(f"--engine must be auto, torch or onnx, got {engine!r}")
     if resume and (fmt != "jsonl" or out is None):
         raise fail("--resume needs --format jsonl and --out FILE (the file to continue)")
+    if frames is not None and every is not None:
+        raise fail("give --frames (spread uniformly) or --every (every K-th frame), not both")
+    if aggregate not in ("confident", "mean"):
+        raise fail(f"--aggregate must be confident or mean, got {aggregate!r}")
+    from deepfake_detector.inference.video_scoring import VideoOptions
+
+    video = VideoOptions(frames=frames, every=every, aggregate=aggregate, out_dir=video_out)  # type: ignore[arg-type]
 
     expanded = expand_inputs(paths)
     done: set[str] = set()
@@ -85,7 +117,7 @@ def predict(
         raise fail("no input images")
 
     try:
-        detector = Detector.load(model, engine=engine, threads=threads)  # type: ignore[arg-type]
+        detector = Detector.load(model, engine=engine, threads=threads, device=device)  # type: ignore[arg-type]
     except (ModelNotFound, ValueError, RuntimeError) as exc:
         raise fail(str(exc)) from exc
     threshold = float(detector.spec.threshold)
@@ -123,6 +155,7 @@ def predict(
             batch_size=batch_size,
             workers=workers,
             heatmap_dir=heatmap,  # type: ignore[arg-type]
+            video=video,
         ):
             record(batch)
             if advance is not None:
@@ -151,5 +184,7 @@ def predict(
     )
     if heatmap is not None:
         console.print(f"heatmaps: {heatmap / 'index.html'}", highlight=False)
+    if (video.out_dir is not None or heatmap is not None) and any(is_video_path(p) for p in todo):
+        console.print(f"video contact sheets and timelines: {video.out_dir or heatmap}", highlight=False)
     if counts["errors"]:
         raise typer.Exit(2 if scored == 0 else 1)

@@ -34,6 +34,10 @@ def predict_dataset(
     cpus_per_actor: float = typer.Option(
         1.0, "--cpus-per-actor", min=0.1, help="CPUs Ray reserves per actor."
     ),
+    gpus_per_actor: float = typer.Option(
+        0.0, "--gpus-per-actor", min=0.0, help="GPUs Ray reserves per actor (>0: the model runs on CUDA)."
+    ),
+    device: str = typer.Option("cpu", "--device", help="cpu, cuda, cuda:N or auto (PyTorch on a GPU)."),
     shard_rows: int | None = typer.Option(
         None, "--shard-rows", min=1, help="Images per shard, the unit of work (default 16 batches)."
     ),
@@ -73,6 +77,8 @@ def predict_dataset(
             address=address,
             num_actors=num_actors,
             cpus_per_actor=cpus_per_actor,
+            gpus_per_actor=gpus_per_actor,
+            device=device,
             batch_size=batch_size,
             shard_rows=shard_rows,
             faces=faces,

@@ -73,6 +73,8 @@ def train(
         )
     except (ConfigError, RunError, DatasetError, FileNotFoundError) as exc:
         raise fail(str(exc)) from exc
+    if result.global_rank:  # DDP: only rank 0 calibrates and reports; the others have nothing to say
+        return
     spec = result.spec
     val = spec.metrics.get("val", {})
     typer.echo(

@@ -6,6 +6,7 @@ smaller size is wanted); everything else goes through Pillow with explicit conve
 
 from __future__ import annotations
 
+import errno
 import io
 import warnings
 from dataclasses import dataclass
@@ -60,8 +61,16 @@ def _read_bytes(source: str | Path | bytes) -> tuple[bytes, str | None]:
     except FileNotFoundError as exc:
         raise UnreadableImage(path, "file not found") from exc
     except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise UnreadableImage(path, "symbolic link loop (too many levels of symbolic links)") from exc
         raise UnreadableImage(path, f"cannot read file ({exc.strerror or exc})") from exc
     return data, path
+
+
+def read_file(path: str | Path) -> bytes:
+    """The bytes of a file; raises UnreadableImage naming the file and why it cannot be read
+    (missing, a directory, permission denied, a symbolic link loop, an I/O error)."""
+    return _read_bytes(Path(path))[0]
 
 
 def _open(data: bytes, path: str | None) -> Image.Image:

@@ -125,11 +125,13 @@ class Manifest:
         for rel, label, split, size in sorted(
             (self.relpath(s).replace(os.sep, "/"), s.label, s.split, s.size) for s in self.samples
         ):
-            h.update(f"{rel}\t{label}\t{split}\t{size}\n".encode())
+            # surrogateescape: a file name that is not UTF-8 hashes as its bytes on disk
+            h.update(f"{rel}\t{label}\t{split}\t{size}\n".encode("utf-8", "surrogateescape"))
         return h.hexdigest()
 
     def to_csv(self, path: str | Path) -> None:
-        with open(path, "w", newline="") as fh:
+        # Paths are written as their bytes on disk (a non-UTF-8 file name stays exact), as read back.
+        with open(path, "w", newline="", encoding="utf-8", errors="surrogateescape") as fh:
             writer = csv.writer(fh)
             writer.writerow(["path", "label", "split", "size"])
             for s in self.samples:
@@ -236,7 +238,7 @@ def read_csv_manifest(csv_path: str | Path, seed: int = 0) -> Manifest:
     base = csv_path.parent
     samples: list[Sample] = []
     has_split = False
-    with open(csv_path, newline="") as fh:
+    with open(csv_path, newline="", encoding="utf-8", errors="surrogateescape") as fh:
         reader = csv.DictReader(fh)
         fields = [f.strip().lower() for f in reader.fieldnames or []]
         if "path" not in fields or "label" not in fields:

@@ -13,7 +13,7 @@ import imagehash
 import numpy as np
 from PIL import Image
 
-from deepfake_detector.data.images import UnreadableImage, load_image, read_image_info
+from deepfake_detector.data.images import UnreadableImage, load_image, read_file, read_image_info
 from deepfake_detector.eda.jpeg_quality import estimate_jpeg_quality
 from deepfake_detector.eda.spectrum import log_amplitude_spectrum
 
@@ -88,11 +88,7 @@ def perceptual_hash(rgb: np.ndarray) -> int:
 
 def analyse_image(index: int, path: str, size: int = ANALYSIS_SIZE) -> tuple[ImageRecord, np.ndarray]:
     """Measure one file: header facts, content hash, one reduced-size decode. Raises UnreadableImage."""
-    try:
-        with open(path, "rb") as fh:
-            data = fh.read()
-    except OSError as exc:
-        raise UnreadableImage(path, f"cannot read file ({exc.strerror or exc})") from exc
+    data = read_file(path)  # the loader's reasons: not found, permission denied, link loop...
     try:
         info = read_image_info(data)
         rgb = load_image(data, size=size)

@@ -14,7 +14,7 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from deepfake_detector.data.images import UnreadableImage, load_image
 from deepfake_detector.evaluation import plots
 from deepfake_detector.evaluation.robustness import PERTURBATIONS, severity_key
-from deepfake_detector.fileio import atomic_write_bytes, atomic_write_text
+from deepfake_detector.fileio import atomic_write_bytes, atomic_write_text, printable
 from deepfake_detector.spec import ModelSpec
 
 if TYPE_CHECKING:
@@ -77,7 +77,7 @@ def _mistakes_grid(result: DatasetResult, wrong_class: int) -> bytes | None:
             images.append(load_image(result.paths[index], size=THUMBNAIL_SIZE))
         except UnreadableImage:
             continue  # the file changed since it was scored; show the others
-        name = Path(result.paths[index]).name
+        name = printable(Path(result.paths[index]).name)  # matplotlib needs valid Unicode
         captions.append(
             f"p(fake)={result.probs[index]:.3f}\n{name if len(name) <= 22 else name[:19] + '...'}"
         )

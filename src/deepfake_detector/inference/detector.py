@@ -12,8 +12,9 @@ from __future__ import annotations
 import warnings
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from itertools import groupby
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
@@ -24,11 +25,16 @@ from deepfake_detector.inference.engines import (
     ModelMismatch,
     OnnxEngine,
     TorchEngine,
+    gpu_visible,
     torch_available,
 )
 from deepfake_detector.inference.results import FaceResult, Prediction, label_for
+from deepfake_detector.inference.video import is_video_path
 from deepfake_detector.locate import ModelNotFound, model_dir
 from deepfake_detector.spec import ModelSpec, preprocess_batch
+
+if TYPE_CHECKING:
+    from deepfake_detector.inference.video_scoring import VideoOptions
 
 EngineName = Literal["auto", "torch", "onnx"]
 FacesMode = Literal["auto", "always", "never"]
@@ -61,16 +67,25 @@ class Detector:
     # ------------------------------------------------------------------ loading
     @classmethod
     def load(
-        cls, model: str | Path = "default", *, engine: EngineName = "auto", threads: int | None = None
+        cls,
+        model: str | Path = "default",
+        *,
+        engine: EngineName = "auto",
+        threads: int | None = None,
+        device: str = "cpu",
     ) -> Detector:
         """Load `default`, a run folder, or its model.json / model.safetensors / .onnx file.
 
         engine="auto" runs ONNX Runtime when an exported model sits beside model.json (`model.onnx`,
         else `model.int8.onnx`) or an .onnx file was given, or when torch is not installed, and
-        PyTorch otherwise.
+        PyTorch otherwise. device="cuda" (or "auto" with a GPU present) runs PyTorch on the GPU.
         """
         if engine not in ("auto", "torch", "onnx"):
             raise ValueError(f"engine must be auto, torch or onnx, got {engine!r}")
+        if device != "cpu" and (device != "auto" or gpu_visible()):
+            if engine == "onnx":
+                raise ValueError(f"--device {device} runs PyTorch; the ONNX engine here is CPU-only")
+            engine = "torch"
         ref = Path(str(model))
         folder = model_dir(model)
         spec = ModelSpec.load(folder / SPEC_FILE)
@@ -81,7 +96,7 @@ class Detector:
                 raise ModelNotFound(
                     f"{folder}: engine 'torch' needs PyTorch (the train extra of deepfake-detector)"
                 )
-            return cls(TorchEngine.load(folder, threads=threads), spec, folder)
+            return cls(TorchEngine.load(folder, threads=threads, device=device), spec, folder)
         if not onnx_path.is_file():
             raise ModelNotFound(
                 f"{onnx_path}: no exported model and PyTorch is not installed; run "
@@ -123,19 +138,24 @@ class Detector:
         workers: int = 2,
         heatmap_dir: str | Path | None = None,
         progress: bool = False,
+        video: VideoOptions | None = None,
     ) -> list[Prediction]:
-        """Score image files; one Prediction per input, in input order, errors included as rows.
+        """Score image and video files; one Prediction per input, in input order, errors included as rows.
 
         faces="never" scores each whole image; "always" detects faces and scores each crop;
         "auto" treats small square-ish images as face crops already (see faces.looks_like_face_crop)
         and detects faces in everything else. With heatmap_dir, Grad-CAM overlays per face and an
         index.html page are written there (needs PyTorch).
+
+        A video (mp4, mov, avi, webm, mkv) gives one VideoPrediction: frames sampled as `video`
+        says (default 32, uniformly), faces tracked, one verdict (see inference/video_scoring.py);
+        its contact sheet and timeline PNGs go to video.out_dir, else heatmap_dir, when set.
         """
         inputs = list(inputs)
         results: list[Prediction] = []
         bar = _progress_bar(len(inputs)) if progress else None
         for chunk in self.iter_predict(
-            inputs, faces=faces, batch_size=batch_size, workers=workers, heatmap_dir=heatmap_dir
+            inputs, faces=faces, batch_size=batch_size, workers=workers, heatmap_dir=heatmap_dir, video=video
         ):
             results.extend(chunk)
             if bar is not None:
@@ -152,6 +172,7 @@ class Detector:
         batch_size: int = 64,
         workers: int = 2,
         heatmap_dir: str | Path | None = None,
+        video: VideoOptions | None = None,
     ) -> Iterator[list[Prediction]]:
         """Like `predict`, yielding the predictions batch by batch (to write and flush as they come)."""
         if faces not in ("auto", "always", "never"):
@@ -163,16 +184,54 @@ class Detector:
 
             explainer = HeatmapWriter(self.torch_model(), self.spec, heatmap_dir)
         prepare = self._region_maker(faces, keep_images)
-        items = iter_mapped(inputs, prepare, workers=workers)
         try:
-            for batch in batched((regions for _, regions in items), batch_size):
-                predictions = self._score(batch, batch_size)  # type: ignore[arg-type]
-                if explainer is not None:
-                    explainer.add(batch, predictions)  # type: ignore[arg-type]
-                yield predictions
+            for is_video, group in groupby(inputs, key=is_video_path):
+                if is_video:  # one row per video, scored frame by frame
+                    yield from self._iter_videos(
+                        group, video, faces, batch_size, workers, explainer, heatmap_dir
+                    )
+                    continue
+                items = iter_mapped(group, prepare, workers=workers)
+                for batch in batched((regions for _, regions in items), batch_size):
+                    predictions = self._score(batch, batch_size)  # type: ignore[arg-type]
+                    if explainer is not None:
+                        explainer.add(batch, predictions)  # type: ignore[arg-type]
+                    yield predictions
         finally:
             if explainer is not None:
                 explainer.write_index()
+
+    def _iter_videos(
+        self,
+        paths: Iterable[str | Path],
+        video: VideoOptions | None,
+        faces: FacesMode,
+        batch_size: int,
+        workers: int,
+        explainer: Any,
+        heatmap_dir: str | Path | None,
+    ) -> Iterator[list[Prediction]]:
+        from dataclasses import replace
+
+        from deepfake_detector.inference.video_scoring import VideoOptions, predict_video_file
+
+        options = video or VideoOptions()
+        if options.out_dir is None and heatmap_dir is not None:
+            options = replace(options, out_dir=heatmap_dir)
+        options = replace(options, render=options.out_dir is not None)  # pictures only where they are kept
+        grad_cam = explainer.grad_cam if explainer is not None else None
+        for path in paths:
+            yield [
+                predict_video_file(
+                    self,
+                    path,
+                    options=options,
+                    faces=faces,
+                    batch_size=batch_size,
+                    workers=workers,
+                    grad_cam=grad_cam,
+                )
+            ]
 
     def _region_maker(self, faces: FacesMode, keep_images: bool) -> Callable[[str | Path], _Regions]:
         size = self.spec.img_size

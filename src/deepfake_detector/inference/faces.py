@@ -69,8 +69,14 @@ class FaceFinder:
         from retinaface.preprocess import preprocess
 
         height, width = image.shape[:2]
+        if min(height, width) < MIN_FACE_SIDE:  # e.g. a 100000x1 strip: no face fits, nothing to run
+            return []
         scale = min(1.0, self.max_side / max(height, width))
-        small = resize_image(image, (round(width * scale), round(height * scale))) if scale < 1 else image
+        small = (
+            resize_image(image, (max(1, round(width * scale)), max(1, round(height * scale))))
+            if scale < 1
+            else image
+        )
         batch = preprocess(np.ascontiguousarray(small))
         outputs = self.session.run(None, {"input": batch})
         (found,) = postprocess(

@@ -6,6 +6,8 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from deepfake_detector.fileio import printable
+
 ROW_FIELDS = ("path", "label", "prob_fake", "confidence", "threshold", "faces", "error", "note", "boxes")
 
 
@@ -72,6 +74,7 @@ class Prediction:
     def to_row(self) -> dict[str, Any]:
         """Flat row for CSV: numbers as they are, empty strings for missing values, `boxes` as JSON text."""
         data = self.to_dict()
+        data["path"] = printable(data["path"])  # CSV is text: a non-UTF-8 name's bytes shown as \xNN
         data["boxes"] = json.dumps(data["boxes"], separators=(",", ":"))
         return {key: "" if data[key] is None else data[key] for key in ROW_FIELDS}
 

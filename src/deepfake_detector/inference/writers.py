@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 from typing import Any, TextIO
 
-from deepfake_detector.fileio import atomic_write_text, json_default
+from deepfake_detector.fileio import atomic_write_text, json_default, printable, read_jsonl
 from deepfake_detector.inference.results import ROW_FIELDS, Prediction
 
 FORMATS = ("table", "csv", "json", "jsonl")
@@ -86,6 +86,7 @@ class PredictionWriter:
 
     def _write_table(self) -> None:
         from rich.console import Console
+        from rich.markup import escape
         from rich.table import Table
 
         table = Table(show_lines=False)
@@ -101,12 +102,12 @@ class PredictionWriter:
         for p in self.rows:
             style = "red" if p.label == "fake" else ("green" if p.label == "real" else "yellow")
             table.add_row(
-                p.path,
+                escape(printable(p.path)),
                 f"[{style}]{p.label or '-'}[/]",
                 "" if p.prob_fake is None else f"{p.prob_fake:.4f}",
                 "" if p.confidence is None else f"{p.confidence:.4f}",
                 str(len(p.faces)),
-                p.error or p.note,
+                escape(printable(p.error or p.note)),
             )
         if self.out is not None:
             buffer = io.StringIO()
@@ -119,27 +120,8 @@ class PredictionWriter:
 def read_done_paths(path: Path) -> set[str]:
     """Paths already written to a JSONL results file. A torn last line (an interrupted write) is cut
     off so appending continues on a clean line; a broken line elsewhere is an error."""
-    if not path.is_file():
-        return set()
-    lines = path.read_bytes().splitlines(keepends=True)
-    done: set[str] = set()
-    good_bytes = 0
-    for number, line in enumerate(lines, start=1):
-        last = number == len(lines)
-        try:
-            record = json.loads(line) if line.strip() else {}
-        except json.JSONDecodeError as exc:
-            if last:
-                break
-            raise ValueError(
-                f"{path}:{number}: not a JSON line ({exc}); cannot resume from this file"
-            ) from exc
-        if last and not line.endswith(b"\n"):
-            break
-        if isinstance(record, dict) and "path" in record:
-            done.add(str(record["path"]))
-        good_bytes += len(line)
-    if good_bytes != path.stat().st_size:
-        with open(path, "r+b") as fh:
-            fh.truncate(good_bytes)
-    return done
+    try:
+        records = read_jsonl(path)
+    except ValueError as exc:
+        raise ValueError(f"{exc}; cannot resume from this file") from exc
+    return {str(r["path"]) for r in records if isinstance(r, dict) and "path" in r}

@@ -28,6 +28,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from deepfake_detector.data.images import is_image_path
+from deepfake_detector.fileio import printable
 from deepfake_detector.inference.inputs import folder_images
 from deepfake_detector.inference.results import Prediction
 
@@ -125,8 +126,9 @@ def _list_uri(source: str) -> list[str]:
 
 
 def shards(paths: list[str], rows: int) -> list[pa.Table]:
-    """Consecutive `rows`-path tables: Ray blocks, and the local engine's loop."""
-    table = pa.table({"path": pa.array(paths, type=pa.string())})
+    """Consecutive `rows`-path tables: Ray blocks, and the local engine's loop. Paths travel as bytes
+    (os.fsencode), so a file name that is not valid UTF-8 still reaches the scorer exactly."""
+    table = pa.table({"path": pa.array([os.fsencode(p) for p in paths], type=pa.binary())})
     return [table.slice(start, rows) for start in range(0, len(paths), rows)]
 
 
@@ -135,6 +137,7 @@ def predictions_table(predictions: Iterable[Prediction]) -> pa.Table:
     rows = []
     for p in predictions:
         row = p.to_dict()
+        row["path"] = printable(row["path"])  # Parquet text is UTF-8: odd name bytes shown as \xNN
         row["boxes"] = json.dumps(row["boxes"], separators=(",", ":"))
         rows.append({name: row[name] for name in RESULT_SCHEMA.names})
     return pa.Table.from_pylist(rows, schema=RESULT_SCHEMA)
@@ -157,15 +160,21 @@ class BatchScorer:
         workers: int = 2,
         threads: int | None = None,
         cwd: str | None = None,
+        device: str = "cpu",
     ):
         from deepfake_detector.inference.detector import Detector
 
-        self.detector = Detector.load(model, engine=backend, threads=threads)  # type: ignore[arg-type]
+        self.detector = Detector.load(
+            model,
+            engine=backend,  # type: ignore[arg-type]
+            threads=threads,
+            device=device,
+        )
         self.faces, self.batch_size, self.workers = faces, batch_size, workers
         self.cwd = cwd or os.getcwd()
 
     def __call__(self, batch: pa.Table) -> pa.Table:
-        return predictions_table(self.score([str(p) for p in batch.column("path").to_pylist()]))
+        return predictions_table(self.score([os.fsdecode(p) for p in batch.column("path").to_pylist()]))
 
     def score(self, paths: list[str]) -> list[Prediction]:
         with tempfile.TemporaryDirectory(prefix="dfd-fetch-") as staging:
@@ -267,6 +276,8 @@ def predict_dataset(
     address: str | None = None,
     num_actors: int | None = None,
     cpus_per_actor: float = 1.0,
+    gpus_per_actor: float = 0.0,
+    device: str = "cpu",
     batch_size: int = 64,
     shard_rows: int | None = None,
     faces: str = "auto",
@@ -292,6 +303,8 @@ def predict_dataset(
         "workers": workers,
         "threads": threads,
         "cwd": os.getcwd(),
+        # An actor that holds a GPU runs its model there.
+        "device": "cuda" if gpus_per_actor > 0 and device == "cpu" else device,
     }
     blocks = shards(paths, shard_rows or batch_size * DEFAULT_SHARD_BATCHES)
     sink = ResultSink(Path(out))
@@ -300,7 +313,9 @@ def predict_dataset(
         if engine == "local":
             tables: Iterator[pa.Table] = map(BatchScorer(**scorer_args), blocks)
         else:
-            tables, actors = _ray_tables(blocks, scorer_args, address, num_actors, cpus_per_actor)
+            tables, actors = _ray_tables(
+                blocks, scorer_args, address, num_actors, cpus_per_actor, gpus_per_actor
+            )
         for table in tables:
             sink.write(table)
             if on_progress is not None:
@@ -318,6 +333,7 @@ def _ray_tables(
     address: str | None,
     num_actors: int | None,
     cpus_per_actor: float,
+    gpus_per_actor: float = 0.0,
 ) -> tuple[Iterator[pa.Table], int]:
     try:
         import ray
@@ -327,6 +343,8 @@ def _ray_tables(
         ray.init(address=address, include_dashboard=False, log_to_driver=False)
     cluster_cpus = float(ray.cluster_resources().get("CPU", 1))
     actors = num_actors or max(1, int(cluster_cpus // cpus_per_actor))
+    if gpus_per_actor > 0 and not num_actors:  # GPU actors: as many as the cluster's GPUs hold
+        actors = max(1, int(float(ray.cluster_resources().get("GPU", 0)) // gpus_per_actor))
     if scorer_args["threads"] is None:  # one inference thread per CPU the actor holds
         scorer_args = {**scorer_args, "threads": max(1, int(cpus_per_actor))}
     context = ray.data.DataContext.get_current()
@@ -338,5 +356,6 @@ def _ray_tables(
         batch_format="pyarrow",
         concurrency=actors,
         num_cpus=cpus_per_actor,
+        num_gpus=gpus_per_actor or None,
     )
     return dataset.iter_batches(batch_size=None, batch_format="pyarrow"), actors

@@ -26,6 +26,7 @@ from deepfake_detector.service.limits import BodyLimitMiddleware, ServiceLimits
 from deepfake_detector.service.logging import SERVICE_LOGGER, RequestLogMiddleware, configure_logging
 from deepfake_detector.service.pool import InferencePool
 from deepfake_detector.service.routes import ServiceState, router
+from deepfake_detector.service.video_routes import router as video_router
 
 CONFIG_ENV = "DEEPFAKE_DETECTOR_SERVE_CONFIG"  # JSON of create_app's arguments, for `serve --workers N`
 PAGE_ASSETS = {"app.js": "text/javascript", "style.css": "text/css"}
@@ -59,6 +60,8 @@ def create_app(
     upload_timeout_s: float = 30.0,
     threads: int | None = None,
     log_level: str = "info",
+    max_video_mb: float = 50.0,
+    max_video_s: float = 60.0,
 ) -> FastAPI:
     """The service for one model. Nothing is loaded until the app starts (its lifespan)."""
     limits = ServiceLimits(
@@ -70,6 +73,8 @@ def create_app(
         timeout_s=timeout_s,
         upload_timeout_s=upload_timeout_s,
         threads=threads or default_threads(),
+        max_video_mb=max_video_mb,
+        max_video_s=max_video_s,
     )
     configure_logging(log_level)
 
@@ -96,6 +101,7 @@ def create_app(
     )
     app.state.service = None
     app.include_router(router)
+    app.include_router(video_router)
     _add_page(app)
     _add_docs(app)
     # Starlette wraps in reverse order: the request log is the outermost layer, then the body limit.

@@ -27,6 +27,7 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 MB = 1024 * 1024
 MULTIPART_OVERHEAD = 64 * 1024  # boundaries and part headers around the file itself
 BATCH_PATH = "/v1/predict/batch"
+VIDEO_PATH = "/v1/predict/video"
 BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 
 
@@ -42,6 +43,10 @@ class ServiceLimits:
     timeout_s: float = 30.0  # queue wait + inference for one request; past it 504
     upload_timeout_s: float = 30.0  # time to receive a request body; past it 408
     threads: int = 2  # inference threads
+    max_video_mb: float = 50.0  # one video upload
+    max_video_s: float = 60.0  # longest video accepted (422 past it)
+    video_frames: int = 32  # frames sampled per video unless the request asks for fewer/more
+    max_video_frames: int = 64  # most frames a request may ask for
 
     def __post_init__(self) -> None:
         checks = {
@@ -53,6 +58,9 @@ class ServiceLimits:
             "timeout_s": self.timeout_s > 0,
             "upload_timeout_s": self.upload_timeout_s > 0,
             "threads": self.threads >= 1,
+            "max_video_mb": self.max_video_mb > 0,
+            "max_video_s": self.max_video_s > 0,
+            "video_frames": 1 <= self.video_frames <= self.max_video_frames,
         }
         bad = [name for name, ok in checks.items() if not ok]
         if bad:
@@ -66,10 +74,16 @@ class ServiceLimits:
     def max_batch_bytes(self) -> int:
         return int(self.max_batch_mb * MB)
 
+    @property
+    def max_video_bytes(self) -> int:
+        return int(self.max_video_mb * MB)
+
     def body_limit(self, path: str) -> int:
         """Largest request body accepted on `path` (the file plus multipart framing)."""
         if path.rstrip("/") == BATCH_PATH:
             return self.max_batch_bytes + MULTIPART_OVERHEAD
+        if path.rstrip("/") == VIDEO_PATH:
+            return self.max_video_bytes + MULTIPART_OVERHEAD
         return self.max_upload_bytes + MULTIPART_OVERHEAD
 
     def public(self) -> dict[str, Any]:
@@ -80,6 +94,9 @@ class ServiceLimits:
             "max_batch_mb": self.max_batch_mb,
             "max_pixels": self.max_pixels,
             "timeout_s": self.timeout_s,
+            "max_video_mb": self.max_video_mb,
+            "max_video_s": self.max_video_s,
+            "video_frames": self.video_frames,
         }
 
 

@@ -22,6 +22,7 @@ from deepfake_detector.data.images import ImageInfo, UnreadableImage, load_image
 from deepfake_detector.inference import faces as face_finder
 from deepfake_detector.inference.detector import Detector
 from deepfake_detector.inference.results import FaceResult, Prediction, label_for
+from deepfake_detector.inference.video import looks_like_video
 from deepfake_detector.service.uploads import Upload
 
 FacesMode = Literal["auto", "always", "never"]
@@ -136,6 +137,9 @@ class Scorer:
         item = ScoredUpload(upload.filename, status=upload.status, error=upload.error)
         if upload.error:
             return item
+        if looks_like_video(upload.content_type, upload.data[:64]):
+            item.status, item.error = 415, "this is a video: send videos to /v1/predict/video"
+            return item
         size = self.detector.spec.img_size
         started = time.perf_counter()
         try:
@@ -164,6 +168,12 @@ class Scorer:
         except Exception as exc:  # one hostile or odd file must never take the server down
             item.status, item.error = 422, f"cannot process ({type(exc).__name__}: {exc})"
         return item
+
+    def explain_batch(self, batch: np.ndarray, fake: list[bool]) -> np.ndarray:
+        """Grad-CAM maps for preprocessed faces (one explanation at a time; needs PyTorch)."""
+        explainer = self._explainer()
+        with self._cam_lock:
+            return explainer(batch, fake)
 
     def _explain(self, item: ScoredUpload) -> None:
         """Base64 Grad-CAM overlays, one per face (needs PyTorch); a failure is reported, not raised."""

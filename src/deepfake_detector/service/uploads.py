@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from python_multipart.multipart import MultipartParseError, MultipartParser, parse_options_header
 from starlette.requests import Request
 
-RAW_IMAGE_TYPES = ("image/", "application/octet-stream")
+RAW_IMAGE_TYPES = ("image/", "video/", "application/octet-stream")  # videos: /v1/predict/video
 MAX_FILENAME_CHARS = 200
 DEFAULT_FILENAME = "upload"
 _UNSAFE_NAME_CHARS = re.compile(r"[\x00-\x1f\x7f]+")
@@ -49,7 +49,7 @@ def clean_filename(name: str | None) -> str:
 
 
 async def read_uploads(
-    request: Request, *, field: str, max_files: int, max_file_bytes: int, allow_raw: bool
+    request: Request, *, field: str, max_files: int, max_file_bytes: int, allow_raw: bool, what: str = "image"
 ) -> list[Upload]:
     """The files in a request: the multipart parts named `field`, or (allow_raw) the body itself.
 
@@ -64,9 +64,9 @@ async def read_uploads(
         boundary = params.get(b"boundary")
         if not boundary:
             raise UploadError(400, "multipart/form-data without a boundary")
-        uploads = await _read_multipart(request, boundary, field, max_files, max_file_bytes)
+        uploads = await _read_multipart(request, boundary, field, max_files, max_file_bytes, what)
         if not uploads:
-            raise UploadError(422, f"no file in the form: send the image in the multipart field '{field}'")
+            raise UploadError(422, f"no file in the form: send the {what} in the multipart field '{field}'")
         return uploads
     if allow_raw and (not media or media.startswith(RAW_IMAGE_TYPES)):
         data = bytearray()
@@ -75,16 +75,16 @@ async def read_uploads(
         name = clean_filename(request.headers.get("x-filename"))
         upload = Upload(name, media or "application/octet-stream", bytes(data))
         if len(upload.data) > max_file_bytes:
-            return [_too_large(upload, max_file_bytes)]
+            return [_too_large(upload, max_file_bytes, what)]
         return [upload]
     accepted = f"multipart/form-data (field '{field}')" + (
-        ", image/* or application/octet-stream" if allow_raw else ""
+        f", {what}/* or application/octet-stream" if allow_raw else ""
     )
     raise UploadError(415, f"unsupported content type {media or '(none)'!r}: send {accepted}")
 
 
 async def _read_multipart(
-    request: Request, boundary: bytes, field: str, max_files: int, max_file_bytes: int
+    request: Request, boundary: bytes, field: str, max_files: int, max_file_bytes: int, what: str = "image"
 ) -> list[Upload]:
     uploads: list[Upload] = []
     header_field = bytearray()
@@ -129,7 +129,7 @@ async def _read_multipart(
         if part is None or part.error:
             return
         if len(buffer) + (end - start) > max_file_bytes:
-            _too_large(part, max_file_bytes)
+            _too_large(part, max_file_bytes, what)
             buffer.clear()
             return
         buffer.extend(data[start:end])
@@ -174,8 +174,8 @@ async def _read_multipart(
     return uploads
 
 
-def _too_large(upload: Upload, limit: int) -> Upload:
+def _too_large(upload: Upload, limit: int, what: str = "image") -> Upload:
     upload.data = b""
     upload.status = 413
-    upload.error = f"file too large: the limit is {limit / (1024 * 1024):g} MB per image"
+    upload.error = f"file too large: the limit is {limit / (1024 * 1024):g} MB per {what}"
     return upload

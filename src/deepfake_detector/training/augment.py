@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
-import albumentations as A
-import cv2
+import os
+
+# albumentations asks PyPI for a newer version at import unless told not to (offline machines warn).
+os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
+
+import albumentations as A  # noqa: E402
+import cv2  # noqa: E402
 
 from deepfake_detector.training.config import AugmentConfig
 
@@ -40,6 +45,9 @@ def build_train_augment(cfg: AugmentConfig) -> A.Compose:
         steps.append(
             A.ColorJitter(brightness=0.2, contrast=0.2, saturation=0.2, hue=0.02, p=cfg.color_jitter_p)
         )
+    if cfg.noise_p:
+        # std_range is a fraction of 255: sigma 2-15 grey levels, sensor noise to heavy re-encoding.
+        steps.append(A.GaussNoise(std_range=(0.008, 0.06), p=cfg.noise_p))
     if cfg.jpeg_p:
         steps.append(A.ImageCompression(quality_range=(50, 100), p=cfg.jpeg_p))
     return A.Compose(steps)

@@ -1,4 +1,5 @@
-"""Run-directory callbacks: one metrics.csv row per finished epoch, curves.png, throughput."""
+"""Run-directory callbacks: one metrics.csv row per finished epoch, curves.png, throughput; and the
+crash-safe pieces a run killed at any moment needs to resume (atomic checkpoints, early stopping)."""
 
 from __future__ import annotations
 
@@ -6,8 +7,12 @@ import csv
 import io
 import time
 from pathlib import Path
+from typing import Any
 
 import lightning as L
+import torch
+from lightning.pytorch.callbacks import EarlyStopping
+from lightning.pytorch.plugins.io import TorchCheckpointIO
 
 from deepfake_detector.fileio import atomic_write_bytes, atomic_write_text
 
@@ -119,3 +124,33 @@ class EpochMetrics(L.Callback):
         self.rows = [r for r in self.rows if int(r["epoch"]) != row["epoch"]] + [row]
         write_metrics(self.run_dir / "metrics.csv", self.rows)
         plot_curves(self.rows, self.run_dir / "curves.png")
+
+
+class AtomicCheckpointIO(TorchCheckpointIO):
+    """Checkpoints written to a temp file next to the target, fsync'd, then renamed over it.
+
+    Lightning's own save stages the file in $TMPDIR and moves it: when /tmp is another filesystem
+    (tmpfs) that move is a copy, so a process killed mid-copy leaves a truncated last.ckpt that the
+    next --resume cannot load, and every kill strands a checkpoint-sized file in /tmp.
+    """
+
+    def save_checkpoint(self, checkpoint: dict[str, Any], path: Any, storage_options: Any = None) -> None:
+        if storage_options is not None:
+            raise TypeError(f"{type(self).__name__} takes no storage_options")
+        buffer = io.BytesIO()
+        torch.save(checkpoint, buffer)
+        atomic_write_bytes(path, buffer.getbuffer())
+
+
+class ResumableEarlyStopping(EarlyStopping):
+    """EarlyStopping whose decision survives a restart.
+
+    `trainer.should_stop` is not part of a checkpoint: a run killed after early stopping fired (the
+    checkpoint of that epoch is already written) would train one more epoch on resume. The callback's
+    own restored state says it stopped, so stop again before the next epoch starts.
+    """
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        super().on_train_start(trainer, pl_module)
+        if self.wait_count >= self.patience or self.stopped_epoch > 0:
+            trainer.should_stop = True

@@ -24,6 +24,8 @@ class AugmentConfig:
     blur_p: float = 0.0
     downscale_p: float = 0.0
     color_jitter_p: float = 0.0
+    noise_p: float = 0.0  # Gaussian noise, sigma 2-15 grey levels
+    self_blend_p: float = 0.0  # fraction of fakes replaced by self-blended reals (self_blend.py)
 
 
 @dataclass
@@ -152,6 +154,10 @@ def _validate(cfg: TrainConfig, where: str) -> None:
             f"unknown augment.fill {cfg.augment.fill!r}",
         ),
         (cfg.lr > 0, "lr must be positive"),
+        *(
+            (0.0 <= getattr(cfg.augment, name) <= 1.0, f"augment.{name} must be in [0, 1]")
+            for name in ("jpeg_p", "blur_p", "downscale_p", "color_jitter_p", "noise_p", "self_blend_p")
+        ),
     ]
     for ok, message in checks:
         if not ok:

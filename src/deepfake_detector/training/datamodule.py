@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import os
+import sys
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -11,10 +13,13 @@ from pathlib import Path
 import lightning as L
 import numpy as np
 import torch
+from lightning.pytorch.utilities import rank_zero_only
 from torch.utils.data import DataLoader, Dataset, Subset, WeightedRandomSampler
 
-from deepfake_detector.data import Manifest, UnreadableImage, load_image
+from deepfake_detector.data import DatasetError, Manifest, UnreadableImage, load_image
+from deepfake_detector.fileio import atomic_write_json, printable
 from deepfake_detector.spec import ModelSpec, preprocess_batch
+from deepfake_detector.training.self_blend import self_blend
 
 
 def decode_all(
@@ -44,36 +49,91 @@ def decode_all(
     return arrays, errors
 
 
-def cached_arrays(manifest: Manifest, size: int, cache_dir: str | None, workers: int = 2) -> np.ndarray:
-    """Decoded images for a manifest, from an on-disk .npy cache keyed by content listing and size."""
+def cached_arrays(
+    manifest: Manifest, size: int, cache_dir: str | None, workers: int = 2
+) -> tuple[np.ndarray, list[UnreadableImage]]:
+    """Decoded images for a manifest (unreadable files black) and the unreadable files, from an
+    on-disk .npy cache keyed by content listing and size (the unreadable list in a .json beside it)."""
     if not cache_dir:
-        arrays, _ = decode_all(manifest.paths, size, workers)
-        return arrays
+        return decode_all(manifest.paths, size, workers)
     key = hashlib.sha256(f"{manifest.digest()}:{size}".encode()).hexdigest()[:20]
     path = Path(cache_dir) / f"images-{key}-{size}px.npy"
-    if path.is_file():
-        return np.load(path, mmap_mode="r")
+    listing = path.with_suffix(".unreadable.json")
+    if path.is_file() and listing.is_file():
+        failed = [UnreadableImage(p, reason) for p, reason in json.loads(listing.read_text())]
+        return np.load(path, mmap_mode="r"), failed
     Path(cache_dir).mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(f".{os.getpid()}.tmp.npy")
     arrays = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=(len(manifest), size, size, 3))
-    decode_all(manifest.paths, size, workers, out=arrays)
+    _, failed = decode_all(manifest.paths, size, workers, out=arrays)
     arrays.flush()
     del arrays
+    atomic_write_json(listing, [[e.path, e.reason] for e in failed])  # before the .npy: a cache has both
     os.replace(tmp, path)
-    return np.load(path, mmap_mode="r")
+    return np.load(path, mmap_mode="r"), failed
+
+
+def readable_only(
+    arrays: np.ndarray, manifest: Manifest, failed: Sequence[UnreadableImage], split: str
+) -> tuple[np.ndarray, np.ndarray]:
+    """The images and labels of a split without its unreadable files (a copy only when some failed)."""
+    labels = manifest.labels
+    if not failed:
+        return arrays, labels
+    bad = {e.path for e in failed}
+    keep = np.array([p not in bad for p in manifest.paths], dtype=bool)
+    if len(np.unique(labels[keep])) < 2:
+        raise DatasetError(
+            f"{manifest.root}: after leaving out {len(bad)} unreadable files the {split} split has "
+            f"{int((labels[keep] == 0).sum())} real and {int((labels[keep] == 1).sum())} fake images; "
+            "both classes are needed"
+        )
+    return np.asarray(arrays[keep]), labels[keep]
+
+
+@rank_zero_only
+def report_unreadable(failed: Sequence[UnreadableImage], total: int, shown: int = 20) -> None:
+    """Name every file left out (up to `shown` of them) on stderr, with the reason."""
+    if not failed:
+        return
+    lines = [f"warning: {len(failed)} of {total} images could not be read and are left out of training:"]
+    lines += [f"  {printable(str(e))}" for e in failed[:shown]]
+    if len(failed) > shown:
+        lines.append(f"  ... and {len(failed) - shown} more (all in the run's unreadable.json)")
+    print("\n".join(lines), file=sys.stderr, flush=True)
 
 
 class ArrayDataset(Dataset):
-    """Cached uint8 images + labels -> (normalised CHW float tensor, float label)."""
+    """Cached uint8 images + labels -> (normalised CHW float tensor, float label).
 
-    def __init__(self, arrays: np.ndarray, labels: np.ndarray, spec: ModelSpec, augment=None):
+    With `self_blend_p` > 0, that fraction of the fake samples is replaced by a self-blended
+    pseudo-fake made from a random real image (training/self_blend.py); class counts stay the same.
+    """
+
+    def __init__(
+        self, arrays: np.ndarray, labels: np.ndarray, spec: ModelSpec, augment=None, self_blend_p: float = 0.0
+    ):
         self.arrays, self.labels, self.spec, self.augment = arrays, labels, spec, augment
+        self.self_blend_p = self_blend_p
+        self._real_indices = np.flatnonzero(np.asarray(labels) == 0)
+        self._rng: np.random.Generator | None = None
 
     def __len__(self) -> int:
         return len(self.labels)
 
+    @property
+    def rng(self) -> np.random.Generator:
+        # Created lazily in each loader worker: torch gives every worker its own seeded initial seed.
+        if self._rng is None:
+            self._rng = np.random.default_rng(torch.initial_seed() % 2**63)
+        return self._rng
+
     def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
         img = np.asarray(self.arrays[i])
+        blend = self.self_blend_p and self.labels[i] == 1 and len(self._real_indices)
+        if blend and self.rng.random() < self.self_blend_p:
+            real = np.asarray(self.arrays[self.rng.choice(self._real_indices)])
+            img = self_blend(real, self.rng)
         if self.augment is not None:
             img = self.augment(image=img)["image"]
         x = preprocess_batch(img[None], self.spec)[0]
@@ -88,6 +148,7 @@ class DeepfakeDataModule(L.LightningDataModule):
         spec: ModelSpec,
         batch_size: int,
         augment=None,
+        self_blend_p: float = 0.0,
         balance: str = "none",
         workers: int = 0,
         cache_dir: str | None = None,
@@ -96,9 +157,11 @@ class DeepfakeDataModule(L.LightningDataModule):
         super().__init__()
         self.train_manifest, self.val_manifest, self.spec = train, val, spec
         self.batch_size, self.augment, self.balance = batch_size, augment, balance
+        self.self_blend_p = self_blend_p
         self.workers, self.cache_dir, self.seed = workers, cache_dir, seed
         self._train: ArrayDataset | None = None
         self._val: ArrayDataset | None = None
+        self.unreadable: list[UnreadableImage] = []  # filled by setup(): files left out, with reasons
 
     def prepare_data(self) -> None:
         # Lightning calls this on one process per node while the other ranks wait, so under DDP the
@@ -111,15 +174,26 @@ class DeepfakeDataModule(L.LightningDataModule):
         if self._train is None:
             size = self.spec.img_size
             decode_workers = max(2, os.cpu_count() or 2)
+            train_arrays, train_failed = cached_arrays(
+                self.train_manifest, size, self.cache_dir, decode_workers
+            )
+            val_arrays, val_failed = cached_arrays(self.val_manifest, size, self.cache_dir, decode_workers)
+            self.unreadable = [*train_failed, *val_failed]
+            report_unreadable(self.unreadable, len(self.train_manifest) + len(self.val_manifest))
+            train_arrays, train_labels = readable_only(
+                train_arrays, self.train_manifest, train_failed, "train"
+            )
+            val_arrays, val_labels = readable_only(val_arrays, self.val_manifest, val_failed, "val")
             self._train = ArrayDataset(
-                cached_arrays(self.train_manifest, size, self.cache_dir, decode_workers),
-                self.train_manifest.labels,
+                train_arrays,
+                train_labels,
                 self.spec,
                 self.augment,
+                self.self_blend_p,
             )
             self._val = ArrayDataset(
-                cached_arrays(self.val_manifest, size, self.cache_dir, decode_workers),
-                self.val_manifest.labels,
+                val_arrays,
+                val_labels,
                 self.spec,
             )
 

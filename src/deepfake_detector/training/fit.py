@@ -12,17 +12,17 @@ from typing import Any
 import lightning as L
 import numpy as np
 import torch
-from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint, RichProgressBar, TQDMProgressBar
+from lightning.pytorch.callbacks import ModelCheckpoint, RichProgressBar, TQDMProgressBar
 
 from deepfake_detector.data import Manifest, discover
 from deepfake_detector.evaluation.calibration import fit_temperature
 from deepfake_detector.evaluation.metrics import compute_metrics
 from deepfake_detector.evaluation.threshold import choose_threshold
-from deepfake_detector.fileio import atomic_write_json, atomic_write_text
+from deepfake_detector.fileio import atomic_output, atomic_write_json, atomic_write_text, remove_stale_temps
 from deepfake_detector.models import create_model, model_info, save_bundle
 from deepfake_detector.spec import ModelSpec
 from deepfake_detector.training.augment import build_train_augment
-from deepfake_detector.training.callbacks import EpochMetrics
+from deepfake_detector.training.callbacks import AtomicCheckpointIO, EpochMetrics, ResumableEarlyStopping
 from deepfake_detector.training.config import ConfigError, TrainConfig, load_config
 from deepfake_detector.training.datamodule import DeepfakeDataModule
 from deepfake_detector.training.module import DeepfakeClassifier
@@ -44,8 +44,11 @@ class RunResult:
 
 def _prepare_run(data: str | None, preset: str, run_dir: Path, overrides: dict, resume: bool):
     if resume:
-        if not (run_dir / CONFIG_FILE).is_file():
-            raise RunError(f"{run_dir}: cannot resume, no {CONFIG_FILE} (not a run directory)")
+        if not (run_dir / CONFIG_FILE).is_file() or not (run_dir / DATA_FILE).is_file():
+            raise RunError(
+                f"{run_dir}: cannot resume, no {CONFIG_FILE} and {DATA_FILE} (not a run directory, or the "
+                f"run was stopped before it started: train DATA --out {run_dir} starts it again)"
+            )
         cfg = load_config(run_dir / CONFIG_FILE, overrides)
         recorded = json.loads((run_dir / DATA_FILE).read_text())
         data = data or recorded["root"]
@@ -63,10 +66,13 @@ def _prepare_run(data: str | None, preset: str, run_dir: Path, overrides: dict, 
 
 
 def _record_run(run_dir: Path, cfg: TrainConfig, manifest: Manifest, data: str) -> None:
-    """config.yaml, manifest.csv, data.json: written once, by global rank 0 only."""
+    """manifest.csv, data.json, config.yaml: written once, by global rank 0 only, each atomically.
+
+    config.yaml comes last: a run directory that has it has everything --resume reads.
+    """
     run_dir.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(run_dir / CONFIG_FILE, cfg.to_yaml())
-    manifest.to_csv(run_dir / "manifest.csv")
+    with atomic_output(run_dir / "manifest.csv") as tmp:
+        manifest.to_csv(tmp)
     atomic_write_json(
         run_dir / DATA_FILE,
         {
@@ -77,6 +83,7 @@ def _record_run(run_dir: Path, cfg: TrainConfig, manifest: Manifest, data: str) 
             "layout": manifest.layout,
         },
     )
+    atomic_write_text(run_dir / CONFIG_FILE, cfg.to_yaml())
 
 
 def _select(manifest: Manifest, cfg: TrainConfig) -> Manifest:
@@ -156,22 +163,29 @@ def train(
         spec,
         cfg.batch_size,
         augment=build_train_augment(cfg.augment),
+        self_blend_p=cfg.augment.self_blend_p,
         balance=cfg.balance,
         workers=cfg.workers if cfg.workers is not None else (4 if gpu else 0),
         cache_dir=cfg.cache_dir,
         seed=cfg.seed,
     )
     mode = "min" if cfg.checkpoint_monitor.endswith("loss") else "max"
+    # Saved at the end of the training epoch, after EpochMetrics has written that epoch's row (Lightning
+    # runs metric-monitoring callbacks such as ModelCheckpoint last). A checkpoint saved at validation
+    # end would come before the row: killed in between, the resumed run would skip the epoch and
+    # metrics.csv would lack it. This way a kill leaves the row ahead of the checkpoint at worst, and
+    # EpochMetrics drops rows of epochs that are run again.
     checkpoint = ModelCheckpoint(
         dirpath=run_dir / "checkpoints",
         filename="best",
         monitor=cfg.checkpoint_monitor,
         mode=mode,
         save_last=True,
+        save_on_train_epoch_end=True,
     )
     callbacks: list[L.Callback] = [
         checkpoint,
-        EarlyStopping(
+        ResumableEarlyStopping(
             cfg.early_stopping.monitor, patience=cfg.early_stopping.patience, mode=cfg.early_stopping.mode
         ),
         EpochMetrics(run_dir),
@@ -182,6 +196,7 @@ def train(
     trainer = L.Trainer(
         **_trainer_kwargs(cfg),
         callbacks=callbacks,
+        plugins=[AtomicCheckpointIO()],
         logger=_logger(run_dir),
         enable_progress_bar=progress,
         enable_model_summary=False,
@@ -191,12 +206,18 @@ def train(
     # start it on each node); the Trainer knows the global rank from the launcher's environment.
     if trainer.is_global_zero and not resume:
         _record_run(run_dir, cfg, manifest, data)
+    if trainer.is_global_zero and resume:  # what a kill in the middle of an atomic write left behind
+        for folder in (run_dir, run_dir / "checkpoints"):
+            remove_stale_temps(folder)
     last = run_dir / LAST_CKPT
     trainer.fit(module, datamodule=datamodule, ckpt_path=str(last) if resume and last.is_file() else None)
     if not trainer.is_global_zero:
         # Calibration and the bundle are rank 0's alone; it runs no collective after fit, so nothing waits.
         return RunResult(run_dir, spec, trainer.current_epoch, trainer.global_rank)
 
+    atomic_write_json(  # the files left out of training and validation, each with the reason
+        run_dir / "unreadable.json", [{"path": e.path, "reason": e.reason} for e in datamodule.unreadable]
+    )
     best = checkpoint.best_model_path or str(last)
     state = torch.load(best, map_location="cpu", weights_only=True)["state_dict"]
     module.load_state_dict(state)

@@ -1,9 +1,10 @@
-// The deepfake-detector page: upload images to /v1/predict and show each verdict.
+// The deepfake-detector page: upload images to /v1/predict (videos to /v1/predict/video) and show each verdict.
 // Plain browser JavaScript, no libraries; user-supplied text only ever goes into textContent.
 "use strict";
 
 const MAX_PARALLEL_UPLOADS = 2;
 const MAX_BUSY_RETRIES = 5;
+const VIDEO_EXTENSIONS = [".mp4", ".m4v", ".mov", ".avi", ".webm", ".mkv"];
 
 const state = { model: null, queue: [], active: 0, done: 0, total: 0 };
 
@@ -24,6 +25,11 @@ function megabytes(bytes) {
   return (bytes / (1024 * 1024)).toFixed(1) + " MB";
 }
 
+function isVideo(file) {
+  const name = file.name.toLowerCase();
+  return (file.type || "").startsWith("video/") || VIDEO_EXTENSIONS.some((ext) => name.endsWith(ext));
+}
+
 async function loadModelInfo() {
   try {
     const response = await fetch("/v1/model");
@@ -33,7 +39,9 @@ async function loadModelInfo() {
     const name = model.name || model.architecture;
     $("model-info").textContent =
       `Model ${name} v${model.version} (${model.architecture}, ${model.engine}) · ` +
-      `called fake at P(fake) ≥ ${model.threshold.toFixed(2)} · up to ${model.limits.max_upload_mb} MB per image`;
+      `called fake at P(fake) ≥ ${model.threshold.toFixed(2)} · up to ${model.limits.max_upload_mb} MB per image` +
+      (model.limits.max_video_mb ?
+        `, videos up to ${model.limits.max_video_mb} MB and ${model.limits.max_video_s} s` : "");
   } catch (error) {
     $("model-info").textContent = `The model is not available: ${error.message}`;
     $("model-info").classList.add("error-text");
@@ -56,11 +64,13 @@ function addFiles(fileList) {
   for (const file of files) {
     const card = createCard(file);
     $("results").prepend(card.root);
-    const limit = state.model ? state.model.limits.max_upload_mb * 1024 * 1024 : Infinity;
+    const video = isVideo(file);
+    const limitMb = state.model ? (video ? state.model.limits.max_video_mb : state.model.limits.max_upload_mb) : null;
+    const limit = limitMb ? limitMb * 1024 * 1024 : Infinity;
     state.total += 1;
     if (file.size > limit) {
       showRejected(card, `${file.name}: file too large (${megabytes(file.size)}; the limit is ` +
-        `${state.model.limits.max_upload_mb} MB per image)`);
+        `${limitMb} MB per ${video ? "video" : "image"})`);
       finishOne();
       continue;
     }
@@ -110,8 +120,29 @@ async function postImage(file, heatmap) {
   }
 }
 
+async function postVideo(file, heatmap) {
+  const mode = $("faces-mode").value;
+  const url = `/v1/predict/video?faces=${encodeURIComponent(mode)}${heatmap ? "&heatmap=true" : ""}`;
+  for (let attempt = 0; ; attempt += 1) {
+    const form = new FormData();
+    form.append("file", file, file.name);
+    const response = await fetch(url, { method: "POST", body: form });
+    if (response.status === 503 && attempt < MAX_BUSY_RETRIES) {
+      const wait = Math.min(30, Number(response.headers.get("Retry-After")) || 1);
+      await new Promise((resolve) => setTimeout(resolve, wait * 1000));
+      continue;
+    }
+    if (!response.ok) throw new Error(await errorText(response));
+    return response.json();
+  }
+}
+
 async function check(file, card) {
   try {
+    if (isVideo(file)) {
+      showVideoResult(card, file, await postVideo(file, false));
+      return;
+    }
     const result = await postImage(file, false);
     showResult(card, file, result);
   } catch (error) {
@@ -178,6 +209,55 @@ function showResult(card, file, result) {
   if (result.faces.length > 0) frame.addEventListener("click", showHeatmap);
 
   card.body.replaceChildren(frame, verdict, ...details, toggle, heatmaps);
+}
+
+function showVideoResult(card, file, result) {
+  card.root.className = "card done video";
+  card.root.dataset.status = "done";
+  card.root.dataset.label = result.label || "none";
+  if (result.prob_fake !== null) card.root.dataset.probFake = String(result.prob_fake);
+
+  const sheet = el("img", "photo contact-sheet");
+  sheet.alt = `${file.name}: the frames that drove the verdict`;
+  sheet.src = `data:image/png;base64,${result.contact_sheet_png}`;
+  const verdictText = result.label ? result.label.toUpperCase() : "NO FACE";
+  const details = [el("p", `verdict verdict-${result.label || "none"}`, verdictText)];
+  if (result.prob_fake !== null) {
+    details.push(probabilityBar(result.prob_fake, result.threshold));
+    details.push(el("p", "numbers",
+      `P(fake) ${percent(result.prob_fake)} · confidence ${percent(result.confidence)} · ` +
+      `threshold ${result.threshold.toFixed(2)}`));
+  }
+  details.push(el("p", "muted", result.note));
+  const tracks = el("ul", "tracks small");
+  for (const track of result.tracks) {
+    tracks.append(el("li", `face-${track.label}`,
+      `track ${track.id}: ${track.label} ${track.prob_fake.toFixed(2)} · ${track.faces} frames · ` +
+      `${track.first_s.toFixed(1)}–${track.last_s.toFixed(1)} s${track.decides ? "" : " (too short to decide)"}`));
+  }
+  const timeline = el("img", "timeline");
+  timeline.alt = `${file.name}: probability of fake over time`;
+  timeline.src = `data:image/png;base64,${result.timeline_png}`;
+  const info = result.video;
+  details.push(el("p", "muted small",
+    `${info.width}×${info.height}, ${info.duration_s.toFixed(1)} s, ${result.sampled_frames} frames sampled · ` +
+    `${(result.timing_ms.total || 0).toFixed(0)} ms`));
+
+  const toggle = el("button", "link-button heatmap-toggle", "Show heatmaps");
+  toggle.type = "button";
+  toggle.disabled = result.tracks.length === 0;
+  toggle.addEventListener("click", async () => {
+    toggle.disabled = true;
+    toggle.textContent = "Computing heatmaps…";
+    try {
+      const explained = await postVideo(file, true);
+      sheet.src = `data:image/png;base64,${explained.contact_sheet_png}`;
+      toggle.textContent = explained.heatmap_error || "Heatmaps shown";
+    } catch (error) {
+      toggle.textContent = `heatmap: ${error.message}`;
+    }
+  });
+  card.body.replaceChildren(sheet, ...details, tracks, timeline, toggle);
 }
 
 function faceBox(face, size) {
