@@ -117,6 +117,7 @@ def checkpoint_epoch(run: Path) -> int | None:
     return int(torch.load(last, map_location="cpu", weights_only=True)["epoch"])
 
 
+@pytest.mark.slow
 def test_training_killed_at_three_random_points_resumes_to_a_complete_run(tmp_path: Path) -> None:
     rng = random.Random(SEED)
     data = make_dataset(tmp_path / "data")

@@ -12,8 +12,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
+from deepfake_detector.models.weights import load_state_dict_file
 from deepfake_detector.training.config import ConfigError, load_config
 
 SIZE = 48
@@ -111,3 +113,30 @@ def test_existing_run_is_not_overwritten(tmp_path):
     assert first.returncode == 0, first.stderr[-3000:]
     again = subprocess.run(train_cmd(data, run, "--epochs", "1"), capture_output=True, text=True, timeout=300)
     assert again.returncode == 2 and "already holds a run" in again.stderr
+
+
+def test_pickle_init_weights_need_trust_pickle_and_are_kept_as_safetensors(tmp_path):
+    from deepfake_detector.models import create_model
+
+    data = make_dataset(tmp_path / "data", per_class=8)
+    pth = tmp_path / "init.pth"
+    torch.save(create_model("seed-cnn", img_size=SIZE).state_dict(), pth)
+    refused = subprocess.run(
+        train_cmd(data, tmp_path / "refused", "--epochs", "1", "--weights", str(pth)),
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert refused.returncode != 0 and "Traceback" not in refused.stderr
+    assert "init.pth" in refused.stderr and "--trust-pickle" in refused.stderr
+    assert not (tmp_path / "refused" / "model.json").exists()
+
+    run = tmp_path / "trusted"
+    ok = subprocess.run(
+        train_cmd(data, run, "--epochs", "1", "--weights", str(pth), "--trust-pickle"),
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert ok.returncode == 0, ok.stderr[-2000:]
+    converted = load_state_dict_file(run / "init_weights.safetensors")  # safe to read: no pickle
+    original = torch.load(pth, weights_only=True)
+    assert converted.keys() == original.keys()
+    assert all(torch.equal(converted[k], original[k]) for k in original)
+    assert (run / "model.json").is_file()

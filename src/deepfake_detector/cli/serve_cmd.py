@@ -25,6 +25,10 @@ def serve(
         20.0, "--max-upload-mb", min=0.001, help="Largest image accepted (413)."
     ),
     max_pixels: int = typer.Option(40_000_000, "--max-pixels", min=1, help="Largest decoded image (422)."),
+    max_video_mb: float = typer.Option(
+        50.0, "--max-video-mb", min=0.001, help="Largest video accepted (413)."
+    ),
+    max_video_s: float = typer.Option(60.0, "--max-video-s", min=0.1, help="Longest video accepted (422)."),
     queue_size: int = typer.Option(
         16,
         "--queue-size",
@@ -48,7 +52,8 @@ def serve(
     log_level: str = typer.Option("info", "--log-level", help="debug, info, warning or error."),
 ) -> None:
     """Serve the detector: a web page at / and a REST API (POST /v1/predict, /v1/predict/batch,
-    GET /v1/model, /healthz, /readyz; OpenAPI at /docs). Logs are JSON lines on stderr.
+    POST /v1/predict/video, GET /v1/model, /healthz, /readyz; OpenAPI at /docs). Logs are JSON lines
+    on stderr.
 
     Example: deepfake-detector serve --model runs/mobilenet --port 8000
     """
@@ -74,6 +79,8 @@ def serve(
         "engine": engine,
         "max_upload_mb": max_upload_mb,
         "max_pixels": max_pixels,
+        "max_video_mb": max_video_mb,
+        "max_video_s": max_video_s,
         "queue_size": queue_size,
         "timeout_s": timeout,
         "threads": threads,

@@ -28,6 +28,11 @@ def train(
         None, "--pretrained/--no-pretrained", help="Start from ImageNet weights."
     ),
     weights: str = typer.Option(None, help="Local pretrained-weights file (safetensors) for the backbone."),
+    trust_pickle: bool = typer.Option(
+        False,
+        "--trust-pickle",
+        help="Allow a pickle-based --weights file (.pth/.pt): only for files from a source you trust.",
+    ),
     limit_per_class: int = typer.Option(None, help="Use at most N images per split and class (quick runs)."),
     cache_dir: str = typer.Option(None, help="Keep resized images in this folder between runs."),
     devices: str = typer.Option(None, help="Devices per node (e.g. 2 for two processes)."),
@@ -39,6 +44,7 @@ def train(
 ) -> None:
     """Train a model on a dataset; writes config, metrics.csv, curves.png and model.safetensors/json."""
     from deepfake_detector.data import DatasetError
+    from deepfake_detector.models import UntrustedWeights
     from deepfake_detector.training import ConfigError, RunError
     from deepfake_detector.training import train as run_training
 
@@ -50,6 +56,7 @@ def train(
         "lr": lr,
         "pretrained": pretrained,
         "weights": weights,
+        "trust_pickle": trust_pickle or None,
         "limit_per_class": limit_per_class,
         "cache_dir": cache_dir,
         "devices": _int_or_str(devices),
@@ -71,7 +78,7 @@ def train(
             resume=resume is not None,
             progress=not quiet,
         )
-    except (ConfigError, RunError, DatasetError, FileNotFoundError) as exc:
+    except (ConfigError, RunError, DatasetError, FileNotFoundError, UntrustedWeights) as exc:
         raise fail(str(exc)) from exc
     if result.global_rank:  # DDP: only rank 0 calibrates and reports; the others have nothing to say
         return

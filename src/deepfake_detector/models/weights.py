@@ -57,3 +57,21 @@ def load_state_dict_file(
     if not isinstance(state, dict):
         raise UntrustedWeights(f"{path}: expected a state dict, found {type(state).__name__}")
     return state
+
+
+def as_safetensors(path: str | Path, folder: Path, *, trust_pickle: bool = False) -> str:
+    """`path` itself when it is safetensors; else the pickle, read only when trusted, rewritten as
+    folder/init_weights.safetensors (so a run keeps a file that is safe to load again)."""
+    import os
+
+    from safetensors.torch import save_file
+
+    if Path(path).suffix == ".safetensors":
+        return str(path)
+    state = load_state_dict_file(path, trust_pickle=trust_pickle)
+    folder.mkdir(parents=True, exist_ok=True)
+    out = folder / "init_weights.safetensors"
+    tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")  # every DDP rank may convert: rename is atomic
+    save_file({k: v.contiguous() for k, v in state.items() if isinstance(v, torch.Tensor)}, str(tmp))
+    os.replace(tmp, out)
+    return str(out)

@@ -41,6 +41,7 @@ class TrainConfig:
     model: str = "seed-cnn"
     pretrained: bool = False
     weights: str | None = None  # local pretrained-weights file (timm models offline)
+    trust_pickle: bool = False  # allow a pickle-based --weights file (.pth): it can run code when read
     img_size: int = 128
     batch_size: int = 64
     epochs: int = 10

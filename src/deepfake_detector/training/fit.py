@@ -20,6 +20,7 @@ from deepfake_detector.evaluation.metrics import compute_metrics
 from deepfake_detector.evaluation.threshold import choose_threshold
 from deepfake_detector.fileio import atomic_output, atomic_write_json, atomic_write_text, remove_stale_temps
 from deepfake_detector.models import create_model, model_info, save_bundle
+from deepfake_detector.models.weights import as_safetensors
 from deepfake_detector.spec import ModelSpec
 from deepfake_detector.training.augment import build_train_augment
 from deepfake_detector.training.callbacks import AtomicCheckpointIO, EpochMetrics, ResumableEarlyStopping
@@ -152,7 +153,8 @@ def train(
         trained_on=[Path(os.path.abspath(str(data))).name],
         threshold_method=cfg.threshold_method,
     )
-    model = create_model(cfg.model, pretrained=cfg.pretrained, weights=cfg.weights, img_size=cfg.img_size)
+    weights = as_safetensors(cfg.weights, run_dir, trust_pickle=cfg.trust_pickle) if cfg.weights else None
+    model = create_model(cfg.model, pretrained=cfg.pretrained, weights=weights, img_size=cfg.img_size)
     model = model.to(memory_format=torch.channels_last)
     n_fake, n_real = int(labels.sum()), int(len(labels) - labels.sum())
     module = DeepfakeClassifier(model, cfg, pos_weight=n_real / n_fake if cfg.balance == "loss" else 1.0)
