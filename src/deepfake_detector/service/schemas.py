@@ -92,22 +92,25 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     504: {"model": ErrorOut, "description": "no answer within the request timeout"},
 }
 
-SINGLE_UPLOAD_BODY: dict[str, Any] = {
-    "requestBody": {
-        "required": True,
-        "content": {
-            "multipart/form-data": {
-                "schema": {
-                    "type": "object",
-                    "required": ["file"],
-                    "properties": {"file": {"type": "string", "format": "binary"}},
-                }
+
+def upload_body(media: str) -> dict[str, Any]:
+    """OpenAPI request body of one uploaded file: multipart `file`, or the raw bytes as `media`."""
+    binary = {"type": "string", "format": "binary"}
+    return {
+        "requestBody": {
+            "required": True,
+            "content": {
+                "multipart/form-data": {
+                    "schema": {"type": "object", "required": ["file"], "properties": {"file": binary}}
+                },
+                media: {"schema": binary},
+                "application/octet-stream": {"schema": binary},
             },
-            "image/*": {"schema": {"type": "string", "format": "binary"}},
-            "application/octet-stream": {"schema": {"type": "string", "format": "binary"}},
-        },
+        }
     }
-}
+
+
+SINGLE_UPLOAD_BODY: dict[str, Any] = upload_body("image/*")
 
 BATCH_UPLOAD_BODY: dict[str, Any] = {
     "requestBody": {

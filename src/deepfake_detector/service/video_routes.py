@@ -23,7 +23,7 @@ from deepfake_detector.inference.video_scoring import VideoOptions, VideoScore, 
 from deepfake_detector.service.limits import VIDEO_PATH
 from deepfake_detector.service.pool import InferenceTimeout, QueueFull
 from deepfake_detector.service.routes import FACES_HELP, ServiceState, service_of
-from deepfake_detector.service.schemas import ERROR_RESPONSES
+from deepfake_detector.service.schemas import ERROR_RESPONSES, upload_body
 from deepfake_detector.service.uploads import Upload, UploadError, read_uploads
 
 router = APIRouter()
@@ -102,22 +102,7 @@ class VideoPredictionOut(BaseModel):
     timing_ms: dict[str, float]
 
 
-VIDEO_UPLOAD_BODY: dict[str, Any] = {
-    "requestBody": {
-        "required": True,
-        "content": {
-            "multipart/form-data": {
-                "schema": {
-                    "type": "object",
-                    "required": ["file"],
-                    "properties": {"file": {"type": "string", "format": "binary"}},
-                }
-            },
-            "video/*": {"schema": {"type": "string", "format": "binary"}},
-            "application/octet-stream": {"schema": {"type": "string", "format": "binary"}},
-        },
-    }
-}
+VIDEO_UPLOAD_BODY: dict[str, Any] = upload_body("video/*")
 
 
 @router.post(

@@ -103,9 +103,9 @@ function updateSummary() {
     waiting > 0 ? `Checking ${waiting} of ${state.total} images…` : `${state.total} images checked.`;
 }
 
-async function postImage(file, heatmap) {
+async function postFile(path, file, heatmap) {
   const mode = $("faces-mode").value;
-  const url = `/v1/predict?faces=${encodeURIComponent(mode)}${heatmap ? "&heatmap=true" : ""}`;
+  const url = `${path}?faces=${encodeURIComponent(mode)}${heatmap ? "&heatmap=true" : ""}`;
   for (let attempt = 0; ; attempt += 1) {
     const form = new FormData();
     form.append("file", file, file.name);
@@ -120,22 +120,8 @@ async function postImage(file, heatmap) {
   }
 }
 
-async function postVideo(file, heatmap) {
-  const mode = $("faces-mode").value;
-  const url = `/v1/predict/video?faces=${encodeURIComponent(mode)}${heatmap ? "&heatmap=true" : ""}`;
-  for (let attempt = 0; ; attempt += 1) {
-    const form = new FormData();
-    form.append("file", file, file.name);
-    const response = await fetch(url, { method: "POST", body: form });
-    if (response.status === 503 && attempt < MAX_BUSY_RETRIES) {
-      const wait = Math.min(30, Number(response.headers.get("Retry-After")) || 1);
-      await new Promise((resolve) => setTimeout(resolve, wait * 1000));
-      continue;
-    }
-    if (!response.ok) throw new Error(await errorText(response));
-    return response.json();
-  }
-}
+const postImage = (file, heatmap) => postFile("/v1/predict", file, heatmap);
+const postVideo = (file, heatmap) => postFile("/v1/predict/video", file, heatmap);
 
 async function check(file, card) {
   try {
