@@ -61,9 +61,9 @@ rm -f "$out/predict_gpu.parquet"
 for v in "${variants[@]}"; do
   run=runs-gpu/$v
   start=$(date +%s)
-  # shellcheck disable=SC2046
   weights=()
   [ "$v" != seed ] && [ -n "${GPU_WEIGHTS:-}" ] && weights=(--weights "$GPU_WEIGHTS")
+  # shellcheck disable=SC2046  # the options must split into words
   cli train "$train_data" $(overrides "$v") "${weights[@]}" \
     --out "$run" --workers "${WORKERS:-12}" --quiet || { echo "{\"variant\": \"$v\", \"error\": \"train failed\"}" >>"$out/results.jsonl"; continue; }
   train_s=$(( $(date +%s) - start ))

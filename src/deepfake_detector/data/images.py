@@ -23,13 +23,17 @@ IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", 
 _EXIF_ORIENTATION = 0x0112
 
 
-class UnreadableImage(ValueError):
-    """An image that cannot be decoded; carries the file and the reason."""
+class UnreadableFile(ValueError):
+    """An input file that cannot be decoded or is refused; carries the file and the reason."""
 
     def __init__(self, path: str | Path | None, reason: str):
         self.path = str(path) if path is not None else "<bytes>"
         self.reason = reason
         super().__init__(f"{self.path}: {reason}")
+
+
+class UnreadableImage(UnreadableFile):
+    """An image that cannot be decoded; carries the file and the reason."""
 
 
 @dataclass(frozen=True)

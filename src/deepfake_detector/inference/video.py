@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from deepfake_detector.data.images import DEFAULT_MAX_PIXELS
+from deepfake_detector.data.images import DEFAULT_MAX_PIXELS, UnreadableFile
 
 VIDEO_EXTENSIONS = frozenset({".mp4", ".m4v", ".mov", ".avi", ".webm", ".mkv"})
 DEFAULT_FRAMES = 32
@@ -35,13 +35,8 @@ _IMAGE_BRANDS = frozenset(
 )  # ISO-BMFF stills
 
 
-class UnreadableVideo(ValueError):
+class UnreadableVideo(UnreadableFile):
     """A video that cannot be decoded or is refused; carries the file and the reason."""
-
-    def __init__(self, path: str | Path | None, reason: str):
-        self.path = str(path) if path is not None else "<bytes>"
-        self.reason = reason
-        super().__init__(f"{self.path}: {reason}")
 
 
 @dataclass(frozen=True)
