@@ -10,7 +10,7 @@
    uniform: seeks across the long gaps) and `every25` (`--every 25`, one frame per second: every
    frame of the file is decoded, 1 in 25 scored). The parent samples the child's resident memory
    (VmRSS from /proc) every --interval seconds and its peak (VmHWM); the child, through a hook on
-   the frame reader (inference.video_scoring.iter_frames), also reports its RSS at each sampled
+   the frame reader (inference.video.frames.iter_frames), also reports its RSS at each sampled
    frame, so memory can be read against the position in the video.
 3. Reports per mode: wall and CPU time, frames decoded and scored, the peak RSS and its excess over
    the one-image baseline, RSS at 10/25/50/75/100% of the video, and the growth over the last 75%

@@ -140,7 +140,7 @@ def main() -> None:
             "--out",
             str(out / "eval-short"),
             "--robustness",
-            "--limit",
+            "--limit-per-class",
             "200",
         ],
         log,

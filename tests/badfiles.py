@@ -3,8 +3,9 @@
 `make_bad_corpus(folder)` writes the files and returns {name: path}; `EXPECTED[name]` (through
 `expected(name)`, which knows about running as root) says what every entry point must make of each:
 a correct decode of the given displayed (height, width), or a per-file error whose reason contains
-the given words. Entries the file system cannot hold (a non-UTF-8 name, a symlink) are left out of
-the returned dict.
+the given words. Entries the file system cannot hold (a non-UTF-8 name, a symlink, a FIFO) are left
+out of the returned dict. `NOT_UPLOADABLE` are the entries a client cannot send as they are (special
+files, and a file over the size limit that is only sparse on disk).
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image
+
+from deepfake_detector.data.images import MAX_FILE_BYTES
 
 NON_UTF8_NAME = b"non_utf8_\xff\xfe.jpg"  # invalid UTF-8 bytes: Python sees them as surrogate escapes
 LONG_NAME = "long_" + "n" * 241 + ".jpg"  # 250 characters, under the usual 255-byte NAME_MAX
@@ -65,6 +68,29 @@ EXPECTED: dict[str, Expected] = {
     "no_permission": _error("permission denied"),
     "non_utf8_name": _ok(48, 64),
     "long_name": _ok(48, 64),
+    "fifo_named_jpg": _error("named pipe", "not a regular file"),  # never opened: opening one blocks
+    "link_to_dev_zero": _error("character device", "not a regular file"),  # endless if read
+    "over_size_limit": _error("file too large", "limit"),  # sparse: MAX_FILE_BYTES + 1 bytes declared
+    "cr_in_name": _ok(48, 64),  # a bare CR must not end a CSV row
+    "lf_in_name": _ok(48, 64),
+    "tab_first_name": _ok(48, 64),  # OWASP: a leading tab also starts a formula in some spreadsheets
+    "formula_equals_name": _ok(48, 64),
+    "formula_plus_name": _ok(48, 64),
+    "formula_minus_name": _ok(48, 64),
+    "formula_at_name": _ok(48, 64),
+    "escape_sequence_name": _ok(48, 64),  # ANSI colour codes: raw in a terminal they restyle it
+}
+NOT_UPLOADABLE = frozenset({"fifo_named_jpg", "link_to_dev_zero", "over_size_limit"})
+# Names a spreadsheet or a terminal would misread (the part before the ".jpg").
+ODD_NAMES = {
+    "cr_in_name": "carriage\rreturn",
+    "lf_in_name": "line\nfeed",
+    "tab_first_name": "\tstarts_with_tab",
+    "formula_equals_name": '=HYPERLINK("http:example.com","x")',
+    "formula_plus_name": "+1+2",
+    "formula_minus_name": "-2+3",
+    "formula_at_name": "@SUM(1+1)",
+    "escape_sequence_name": "\x1b[31mred\x1b[0m\x1b]0;title\x07",
 }
 
 RUNNING_AS_ROOT = hasattr(os, "geteuid") and os.geteuid() == 0
@@ -178,6 +204,7 @@ def _contents() -> dict[str, tuple[str, bytes]]:
         "exif_rotated": ("exif_rotated.jpg", _exif_rotated()),
         "no_permission": ("no_permission.jpg", good_jpeg(seed=3)),
         "long_name": (LONG_NAME, good_jpeg(seed=4)),
+        **{name: (f"{stem}.jpg", good_jpeg(seed=6 + i)) for i, (name, stem) in enumerate(ODD_NAMES.items())},
     }
 
 
@@ -191,6 +218,11 @@ def make_bad_corpus(folder: str | Path) -> dict[str, Path]:
         path.write_bytes(data)
         paths[name] = path
     os.chmod(paths["no_permission"], 0)
+    over = folder / "over_size_limit.jpg"
+    with open(over, "wb") as fh:
+        fh.truncate(MAX_FILE_BYTES + 1)  # sparse: nothing written, the size alone must refuse it
+    paths["over_size_limit"] = over
+    _make_special_files(folder, paths)
 
     try:
         loop = folder / "symlink_loop.jpg"
@@ -211,6 +243,21 @@ def make_bad_corpus(folder: str | Path) -> dict[str, Path]:
     except (OSError, UnicodeError):
         pass  # a file system that only takes UTF-8 names
     return paths
+
+
+def _make_special_files(folder: Path, paths: dict[str, Path]) -> None:
+    """A FIFO named like a JPEG and a link to /dev/zero, where the system has them."""
+    if hasattr(os, "mkfifo"):
+        fifo = folder / "b_fifo.jpg"
+        os.mkfifo(fifo)
+        paths["fifo_named_jpg"] = fifo
+    if os.path.exists("/dev/zero"):
+        try:
+            link = folder / "dev_zero.jpg"
+            os.symlink("/dev/zero", link)
+            paths["link_to_dev_zero"] = link
+        except (OSError, NotImplementedError):
+            pass
 
 
 def write_good_images(folder: str | Path, n: int, *, seed: int = 0, prefix: str = "good") -> list[Path]:

@@ -20,14 +20,15 @@ from PIL import Image
 
 SHARED_DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data"
 DFDC_TEST = SHARED_DATA / "dfdc" / "Test"
-PACKAGED_DEFAULT = Path(__file__).resolve().parents[1] / "src" / "deepfake_detector" / "weights" / "default"
+# The fast packaged CNN: these tests need Grad-CAM (a PyTorch network) and many quick requests.
+PACKAGED_DEFAULT = Path(__file__).resolve().parents[1] / "src" / "deepfake_detector" / "weights" / "fast"
 SERVER_START_TIMEOUT_S = 600  # importing torch and loading a model on a busy 2-core machine
 
 
 def model_ref(folder: Path) -> str:
-    """The packaged `default` model when it is installed, else a small seed-cnn bundle saved in `folder`."""
+    """The packaged `fast` model when it is installed, else a small seed-cnn bundle saved in `folder`."""
     if (PACKAGED_DEFAULT / "model.json").is_file():
-        return "default"
+        return "fast"
     import torch
 
     from deepfake_detector.models import create_model, save_bundle
@@ -40,12 +41,29 @@ def model_ref(folder: Path) -> str:
 
 
 def dfdc_image(cls: str, index: int = 0) -> Path:
-    """A dfdc Test image of class Real or Fake (skips the test when the shared data is absent)."""
+    """A dfdc Test image of class Real or Fake. The tests that use one need real faces, so a missing
+    ../shared/data fails them (never a silent skip); tests where the image is not the point use
+    jpeg_bytes instead."""
     folder = DFDC_TEST / cls
     files = sorted(folder.glob("*.jpg")) if folder.is_dir() else []
     if len(files) <= index:
-        pytest.skip(f"shared dfdc test images not found in {folder}")
+        pytest.fail(
+            f"{folder}: shared dfdc test image {index} not found; this test needs ../shared/data/dfdc "
+            "(the Kaggle dataset, see README)",
+            pytrace=False,
+        )
     return files[index]
+
+
+def jpeg_bytes(width: int = 224, height: int = 224, seed: int = 0) -> bytes:
+    """A synthetic RGB JPEG (smooth colours plus noise, quality 90): a face-crop-sized upload by default."""
+    rng = np.random.default_rng(seed)
+    small = Image.fromarray(rng.integers(0, 256, size=(4, 4, 3), dtype=np.uint8))
+    pixels = np.asarray(small.resize((width, height), Image.BILINEAR), dtype=np.int16)
+    pixels = np.clip(pixels + rng.integers(-20, 21, size=pixels.shape), 0, 255).astype(np.uint8)
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, format="JPEG", quality=90)
+    return buffer.getvalue()
 
 
 def png_bytes(width: int, height: int, seed: int = 0) -> bytes:

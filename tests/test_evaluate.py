@@ -99,7 +99,8 @@ def _write_images(folder: Path, count: int, seed: int, textured: bool) -> None:
 
 @pytest.fixture(scope="module")
 def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    torch = pytest.importorskip("torch")
+    import torch
+
     from deepfake_detector.models import create_model, save_bundle
     from deepfake_detector.spec import ModelSpec
 
@@ -135,7 +136,6 @@ def datasets(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
 
 
 def test_evaluate_cli_end_to_end(tiny_model: Path, datasets: tuple[Path, Path], tmp_path: Path) -> None:
-    pytest.importorskip("deepfake_detector.inference")
     from deepfake_detector.cli import app
 
     kaggle, only_real = datasets
@@ -192,7 +192,6 @@ def test_evaluate_cli_end_to_end(tiny_model: Path, datasets: tuple[Path, Path], 
 
 
 def test_evaluate_cli_names_a_missing_dataset(tiny_model: Path, tmp_path: Path) -> None:
-    pytest.importorskip("deepfake_detector.inference")
     from deepfake_detector.cli import app
 
     missing = tmp_path / "nowhere"

@@ -1,5 +1,5 @@
-"""Faces: a group photo gives one row per face, a faceless photo says so, crops follow the margin
-policy, and Grad-CAM heatmaps are written per face."""
+"""Faces: a group photo gives one row per face, a faceless photo says so, regions follow the crop
+spec, and Grad-CAM heatmaps are written per face."""
 
 from __future__ import annotations
 
@@ -12,11 +12,16 @@ from hypothesis import strategies as st
 from inference_helpers import make_bundle, shared_images
 from PIL import Image
 
+from deepfake_detector.data.crop import CropSpec, crop_shaped, cut_face, region_box, shifted_region
+from deepfake_detector.data.faces import Face, detect_faces
 from deepfake_detector.data.images import load_image
 from deepfake_detector.inference import Detector
-from deepfake_detector.inference.faces import crop_box, crop_face, detect_faces, looks_like_face_crop
 
-FACES = shared_images("stylegan-ffhq", "Test", "Real", 2)
+# Two shared faces in which the detector finds exactly one face each (some FFHQ photos show a second
+# person at the edge), so that a canvas with both holds exactly two faces.
+FACES = [
+    p for p in shared_images("stylegan-ffhq", "Test", "Real", 12) if len(detect_faces(load_image(p))) == 1
+][:2]
 needs_faces = pytest.mark.skipif(len(FACES) < 2, reason="shared stylegan-ffhq images not available")
 PASTE_AT = ((80, 170), (620, 150))  # (x, y) of each 256x256 face on the canvas
 
@@ -58,14 +63,11 @@ def test_group_photo_gives_one_row_per_face(detector: Detector, photos: dict[str
         assert row.prob_fake == max(face.prob_fake for face in row.faces)
         assert row.label == ("fake" if row.prob_fake >= row.threshold else "real")
 
-    # Each face row scores exactly the margin-grown square crop of that face.
+    # Each face row scores exactly that face's region cut by the model's crop spec.
     image = load_image(photos["group"])
-    crops = [
-        crop_face(image, face.box, detector.spec.face_margin, detector.spec.img_size) for face in row.faces
-    ]
-    np.testing.assert_allclose(
-        [face.prob_fake for face in row.faces], detector.predict_proba(crops), atol=1e-6
-    )
+    spec = detector.spec
+    crops = [cut_face(image, Face(face.box), spec.crop_spec, spec.img_size) for face in row.faces]
+    np.testing.assert_allclose([face.prob_fake for face in row.faces], detector.prob_fake(crops), atol=1e-6)
 
 
 @needs_faces
@@ -75,7 +77,7 @@ def test_faces_never_scores_the_whole_photo(detector: Detector, photos: dict[str
 
 
 def test_photo_without_a_face_says_so(detector: Detector, photos: dict[str, Path]) -> None:
-    rows = detector.predict([photos["noise"], photos["blank"]], faces="auto")
+    rows = detector.predict([photos["noise"], photos["blank"]], faces="always")
     for row in rows:
         assert row.faces == [] and row.note == "no face found"
         assert row.error == "" and row.label == "" and row.prob_fake is None
@@ -94,14 +96,28 @@ def test_detector_finds_nothing_in_noise_and_a_face_in_a_face_photo() -> None:
     [(224, 224, True), (256, 256, True), (512, 480, True), (300, 250, True),
      (513, 513, False), (640, 480, False), (512, 400, False), (1920, 1080, False)],
 )  # fmt: skip
-def test_face_crop_rule(width: int, height: int, expected: bool) -> None:
-    assert looks_like_face_crop(width, height) is expected
+def test_crop_shape_rule(width: int, height: int, expected: bool) -> None:
+    assert crop_shaped(width, height) is expected
 
 
-def test_crop_box_grows_by_the_margin_and_is_square() -> None:
-    assert crop_box((100, 100, 200, 200), 0.3, 1000, 1000) == (70, 70, 230, 230)
-    assert crop_box((100, 100, 200, 160), 0.0, 1000, 1000) == (100, 80, 200, 180)  # squared around the centre
-    assert crop_box((0, 0, 100, 100), 0.3, 1000, 1000) == (0, 0, 160, 160)  # moved inside, not clipped
+def test_older_models_region_grows_by_the_margin_and_is_square() -> None:
+    assert shifted_region((100, 100, 200, 200), 0.3, 1000, 1000) == (70, 70, 230, 230)
+    assert shifted_region((100, 100, 200, 160), 0.0, 1000, 1000) == (100, 80, 200, 180)  # squared
+    assert shifted_region((0, 0, 100, 100), 0.3, 1000, 1000) == (0, 0, 160, 160)  # moved inside, not clipped
+
+
+def test_region_box_may_run_outside_and_is_filled_by_the_spec() -> None:
+    assert region_box((100, 100, 200, 160), CropSpec(margin=0.0)) == (100, 80, 200, 180)
+    assert region_box((0, 0, 100, 100), CropSpec(margin=0.25)) == (-25, -25, 125, 125)  # not moved inside
+    image = np.zeros((100, 100, 3), np.uint8)
+    image[:, :50] = (255, 0, 0)  # left half red, right half green
+    image[:, 50:] = (0, 255, 0)
+    face = Face((0, 0, 100, 50))  # wide box at the top: its square region runs 25 px above the image
+    replicated = cut_face(image, face, CropSpec(margin=0.0, fill="replicate"), 100)
+    black = cut_face(image, face, CropSpec(margin=0.0, fill="constant"), 100)
+    assert replicated.shape == (100, 100, 3) and (replicated[:, :50] == (255, 0, 0)).all()
+    assert (replicated[:25, :50] == (255, 0, 0)).all() and (replicated[:25, 50:] == (0, 255, 0)).all()
+    assert (black[:25] == 0).all() and (black[25:] == replicated[25:]).all()
 
 
 @settings(max_examples=200, deadline=None)
@@ -111,14 +127,14 @@ def test_crop_box_grows_by_the_margin_and_is_square() -> None:
     data=st.data(),
     margin=st.floats(0.0, 1.0),
 )
-def test_crop_box_always_lies_inside_the_image(
+def test_older_models_region_always_lies_inside_the_image(
     width: int, height: int, data: st.DataObject, margin: float
 ) -> None:
     x1 = data.draw(st.integers(0, width - 2))
     y1 = data.draw(st.integers(0, height - 2))
     x2 = data.draw(st.integers(x1 + 1, width))
     y2 = data.draw(st.integers(y1 + 1, height))
-    cx1, cy1, cx2, cy2 = crop_box((x1, y1, x2, y2), margin, width, height)
+    cx1, cy1, cx2, cy2 = shifted_region((x1, y1, x2, y2), margin, width, height)
     assert 0 <= cx1 < cx2 <= width and 0 <= cy1 < cy2 <= height
     assert cx1 <= x1 + 1 and cy1 <= y1 + 1 and cx2 >= x2 - 1 and cy2 >= y2 - 1  # the face stays in the crop
     side = max(x2 - x1, y2 - y1) * (1 + 2 * margin)

@@ -2,7 +2,9 @@
 
 Loader: random bytes and mutated real JPEGs (dfdc Test) either decode to a correct RGB uint8 image
 or raise UnreadableImage, never anything else. HTTP: the same inputs posted to /v1/predict get a 200
-with a prediction or a 4xx with a JSON error, never a 5xx.
+with a prediction or a 4xx with a JSON error, never a 5xx; so do fuzzed headers (content type, any
+multipart boundary up to 5,000 characters, duplicated and malformed headers) and fuzzed multipart
+structure (missing, repeated and broken parts and part headers, cut bodies) on every upload endpoint.
 
 Bounded by default (FUZZ_EXAMPLES, default 60, examples per property); for a long run:
     FUZZ_EXAMPLES=5000 .venv/bin/pytest -q tests/test_fuzz.py
@@ -167,11 +169,17 @@ def client(tmp_path_factory: pytest.TempPathFactory) -> Iterator:
 
 
 def answered_cleanly(response) -> None:
-    """200 with a prediction, or a 4xx with a JSON error naming the reason; never a 5xx."""
+    """200 with a prediction (a batch: a result or an error per file; a video: its tracks), or a 4xx
+    with a JSON error naming the reason; never a 5xx."""
     event(f"HTTP {response.status_code}")
     assert response.status_code < 500, (response.status_code, response.text[:500])
     body = response.json()
-    if response.status_code == 200:
+    if response.status_code == 200 and "results" in body:
+        assert body["count"] == len(body["results"]) >= 1
+        assert all((item["status"] == 200) == (item["error"] is None) for item in body["results"])
+    elif response.status_code == 200 and "video" in body:  # FFmpeg found frames in it (e.g. a JPEG)
+        assert body["label"] in ("real", "fake", "") and isinstance(body["tracks"], list)
+    elif response.status_code == 200:
         assert body["label"] in ("real", "fake", "") and body["image"]["width"] >= 1
         assert body["label"] or body["note"] == "no face found"
     else:
@@ -209,3 +217,114 @@ def test_malformed_multipart_bodies_get_a_4xx(client, body: bytes, boundary: str
     headers = {"content-type": f"multipart/form-data; boundary={boundary}"}
     answered_cleanly(client.post("/v1/predict", content=f"--{boundary}\r\n".encode() + body, headers=headers))
     answered_cleanly(client.post("/v1/predict/batch", content=body, headers=headers))
+
+
+# --- headers and multipart structure ---------------------------------------------------------------
+
+UPLOAD_PATHS = ("/v1/predict", "/v1/predict/batch", "/v1/predict/video")
+FIELD = {"/v1/predict": b"file", "/v1/predict/batch": b"files", "/v1/predict/video": b"file"}
+GOOD_JPEG = (REAL_JPEGS or [b""])[0][:20_000] or b"\xff\xd8\xff"  # cut: small enough for every limit
+HEADER_TEXT = st.binary(max_size=200).map(lambda b: b.replace(b"\r", b"").replace(b"\n", b""))
+BOUNDARY = st.one_of(
+    st.from_regex(rb"[0-9A-Za-z'()+_,\-./:=?]{1,70}", fullmatch=True),  # what RFC 2046 allows
+    st.binary(min_size=0, max_size=80),
+    st.integers(60, 5_000).map(lambda n: b"b" * n),
+    st.text(st.characters(min_codepoint=0x20, max_codepoint=0xFF), max_size=100).map(
+        lambda t: t.encode("latin-1")
+    ),
+).map(lambda b: b.replace(b"\r", b"").replace(b"\n", b""))
+
+
+def form(boundary: bytes, parts: list[tuple[list[bytes], bytes]], *, close: bool = True) -> bytes:
+    """A multipart body: each part its header lines and data, then (close) the closing boundary."""
+    body = b"".join(
+        b"--" + boundary + b"\r\n" + b"\r\n".join(h) + b"\r\n\r\n" + d + b"\r\n" for h, d in parts
+    )
+    return body + (b"--" + boundary + b"--\r\n" if close else b"")
+
+
+def file_part(field: bytes, name: bytes = b"x.jpg") -> tuple[list[bytes], bytes]:
+    return [b'Content-Disposition: form-data; name="' + field + b'"; filename="' + name + b'"',
+            b"Content-Type: image/jpeg"], GOOD_JPEG  # fmt: skip
+
+
+def test_a_5000_character_boundary_is_a_400_not_a_500(client) -> None:
+    boundary = b"b" * 5_000
+    for path in UPLOAD_PATHS:
+        headers = {"content-type": b"multipart/form-data; boundary=" + boundary}
+        response = client.post(path, content=form(boundary, [file_part(FIELD[path])]), headers=headers)
+        assert response.status_code == 400, (path, response.status_code, response.text[:300])
+        assert "boundary too long: 5,000 characters, at most 70" in response.json()["detail"]
+
+
+@FUZZ
+@given(path=st.sampled_from(UPLOAD_PATHS), boundary=BOUNDARY, quoted=st.booleans())
+def test_any_multipart_boundary_gets_an_answer_not_a_server_error(client, path, boundary, quoted) -> None:
+    value = b'"' + boundary + b'"' if quoted else boundary
+    headers = {"content-type": b"multipart/form-data; boundary=" + value}
+    response = client.post(path, content=form(boundary, [file_part(FIELD[path])]), headers=headers)
+    answered_cleanly(response)
+    if len(boundary) > 70:
+        assert response.status_code == 400
+
+
+CONTENT_TYPES = st.one_of(
+    st.sampled_from([b"", b"multipart/form-data", b"multipart/form-data; boundary=", b"multipart/mixed; boundary=x",
+                     b"image/jpeg", b"video/mp4", b"application/octet-stream", b"text/plain",
+                     b"MULTIPART/FORM-DATA; BOUNDARY=x",
+                     b"multipart/form-data; boundary=x; boundary=y", b"multipart/form-data; charset=utf-8"]),
+    HEADER_TEXT,
+)  # fmt: skip
+EXTRA_HEADERS = st.lists(
+    st.tuples(st.sampled_from([b"content-type", b"content-length", b"x-filename", b"content-disposition",
+                               b"transfer-encoding", b"content-encoding", b"x-other"]), HEADER_TEXT),
+    max_size=4,
+)  # fmt: skip
+
+
+@FUZZ
+@given(path=st.sampled_from(UPLOAD_PATHS), content_type=CONTENT_TYPES, extra=EXTRA_HEADERS, raw=st.booleans())
+def test_fuzzed_headers_get_an_answer_not_a_server_error(client, path, content_type, extra, raw) -> None:
+    """Any content type, duplicated or malformed headers (a second content type, a bad length...)."""
+    body = GOOD_JPEG if raw else form(b"x", [file_part(FIELD[path])])
+    headers = [(b"content-type", content_type), *extra]
+    try:
+        response = client.post(path, content=body, headers=headers)
+    except (ValueError, UnicodeError) as exc:  # httpx itself refused to send the header (not the server)
+        event(f"client refused: {type(exc).__name__}")
+        return
+    answered_cleanly(response)
+
+
+PART_HEADERS = st.lists(
+    st.one_of(
+        st.sampled_from([b'Content-Disposition: form-data; name="file"; filename="a.jpg"',
+                         b'Content-Disposition: form-data; name="files"; filename="b.jpg"',
+                         b'Content-Disposition: form-data; name="file"', b"Content-Disposition: form-data",
+                         b'Content-Disposition: form-data; name="file"; filename=""', b"Content-Disposition:",
+                         b"Content-Type: image/jpeg", b"Content-Type:", b"Content-Type: ;;;", b"no colon here",
+                         b": empty name", b"Content-Transfer-Encoding: base64"]),
+        HEADER_TEXT.map(lambda t: b'Content-Disposition: form-data; name="file"; filename="' + t + b'"'),
+        HEADER_TEXT,
+    ),
+    max_size=5,
+)  # fmt: skip
+PART_DATA = st.one_of(st.just(GOOD_JPEG), st.just(b""), st.binary(max_size=512))
+PART = st.one_of(
+    st.sampled_from([file_part(b"file"), file_part(b"files")]), st.tuples(PART_HEADERS, PART_DATA)
+)
+PARTS = st.lists(PART, max_size=5)
+WHOLE_MOSTLY = st.one_of(st.just(1.0), st.just(1.0), CUT)
+
+
+@FUZZ
+@given(path=st.sampled_from(UPLOAD_PATHS), parts=PARTS, close=st.sampled_from([True, True, False]), cut=WHOLE_MOSTLY,
+       preamble=st.sampled_from([b"", b"preamble\r\n", b"--x\r\n", b"\r\n"]))  # fmt: skip
+def test_fuzzed_multipart_structure_gets_an_answer_not_a_server_error(
+    client, path, parts, close, cut, preamble
+):
+    """Missing, repeated and broken parts; part headers missing, duplicated or malformed; cut bodies."""
+    body = preamble + form(b"x", parts, close=close)
+    body = body[: max(1, int(len(body) * cut))]
+    headers = {"content-type": "multipart/form-data; boundary=x"}
+    answered_cleanly(client.post(path, content=body, headers=headers))

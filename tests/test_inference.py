@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from inference_helpers import TINY_SIZE, make_bundle, shared_images, write_images
+from sklearn.metrics import roc_auc_score
 
 from deepfake_detector.data.images import UnreadableImage, load_image
 from deepfake_detector.inference import Detector, Prediction
@@ -94,7 +95,7 @@ def test_torch_and_onnx_give_the_same_logits_and_decisions(exported: Path, image
     assert np.ptp(torch_logits) > 0  # different images, different scores
 
     # Threshold between the two middle probabilities: both engines must split the images the same way.
-    probs = np.sort(torch_detector.predict_proba(arrays))
+    probs = np.sort(torch_detector.prob_fake(arrays))
     middle = len(probs) // 2
     for detector in (torch_detector, onnx_detector):
         detector.spec.threshold = float((probs[middle - 1] + probs[middle]) / 2)
@@ -138,7 +139,7 @@ def test_predict_gives_error_rows_for_bad_files_and_scores_the_rest(exported: Pa
     assert "not an image" in reasons["notes.jpg"]
     assert "empty file" in reasons["empty.png"]
     assert "file not found" in reasons["missing.jpg"]
-    expected = detector.predict_proba([load_image(p) for p in good])
+    expected = detector.prob_fake([load_image(p) for p in good])
     scored = [r for r in rows if not r.error]
     np.testing.assert_allclose([r.prob_fake for r in scored], expected, atol=1e-6)
     for row in scored:
@@ -156,7 +157,9 @@ def test_auto_faces_scores_a_face_crop_exactly_like_the_whole_image(
     auto = detector.predict(images, faces="auto")
     never = detector.predict(images, faces="never")
     assert [r.prob_fake for r in auto] == [r.prob_fake for r in never]
-    assert all(r.note == "face crop (detection skipped)" for r in auto)
+    assert all(
+        r.note.endswith("scored whole") or r.note.startswith("no face found; scored whole") for r in auto
+    )
 
 
 def test_probability_uses_the_models_temperature_and_threshold(exported: Path, tmp_path: Path) -> None:
@@ -168,7 +171,7 @@ def test_probability_uses_the_models_temperature_and_threshold(exported: Path, t
     detector = Detector.load(folder)
     arrays = [np.full((TINY_SIZE, TINY_SIZE, 3), v, np.uint8) for v in (0, 90, 255)]
     logits = detector.predict_logits(arrays)
-    np.testing.assert_allclose(detector.predict_proba(arrays), 1 / (1 + np.exp(-logits / 2.5)), rtol=1e-6)
+    np.testing.assert_allclose(detector.prob_fake(arrays), 1 / (1 + np.exp(-logits / 2.5)), rtol=1e-6)
     assert all(r.threshold == 0.3 for r in detector.predict(write_images(tmp_path / "i", 2), faces="never"))
 
 
@@ -218,9 +221,16 @@ def test_detector_evaluates_a_labelled_folder(exported: Path, tmp_path: Path) ->
     data = tmp_path / "data"
     write_images(data / "Real", 6, seed=1)
     write_images(data / "Fake", 6, seed=2)
-    summary = Detector.load(exported).evaluate([data], tmp_path / "eval")
+    detector = Detector.load(exported)
+    summary = detector.evaluate([data], tmp_path / "eval")
     (metrics,) = summary.values()
-    assert metrics["n_real"] == 6 and metrics["n_fake"] == 6 and 0.0 <= metrics["accuracy"] <= 1.0
+    assert metrics["n_real"] == 6 and metrics["n_fake"] == 6
+    # The same numbers from each image scored whole (80x80 crops) and the labels of its folder.
+    paths = sorted((data / "Real").glob("*.jpg")) + sorted((data / "Fake").glob("*.jpg"))
+    labels = np.array([0] * 6 + [1] * 6)
+    probs = detector.prob_fake([load_image(p, size=TINY_SIZE) for p in paths])
+    assert metrics["accuracy"] == pytest.approx(np.mean((probs >= detector.spec.threshold) == labels))
+    assert metrics["roc_auc"] == pytest.approx(roc_auc_score(labels, probs))
     assert (tmp_path / "eval" / "metrics.json").is_file()
 
 

@@ -11,6 +11,7 @@ import pytest
 import timm
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 
 from deepfake_detector.data.images import load_image
@@ -80,20 +81,69 @@ def test_mesonet_matches_the_paper(name, params):
     assert _output_sides(model, 256, (nn.MaxPool2d,)) == [128, 64, 32, 8]
 
 
-@pytest.mark.parametrize("name", list_models())
-def test_every_registered_model_outputs_one_finite_logit(name):
-    size = model_info(name).default_img_size
-    model = create_model(name, pretrained=False).eval()
+def _head_reference(model: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(model(x), the last Linear layer applied by hand to the features it received)."""
+    head = [m for m in model.modules() if isinstance(m, nn.Linear)][-1]
+    seen: list[torch.Tensor] = []
+    hook = head.register_forward_hook(lambda _m, inputs, _out: seen.append(inputs[0]))
     with torch.no_grad():
-        logits = model(torch.rand(2, 3, size, size))
-    assert logits.shape == (2, 1)
-    assert torch.isfinite(logits).all()
+        logits = model(x)
+    hook.remove()
+    return logits, seen[0] @ head.weight.T + head.bias
+
+
+def _with_batchnorm_stats(model: nn.Module, size: int) -> nn.Module:
+    """In eval mode, with BatchNorm running statistics set from one batch (as after training): with
+    their init values a fresh network can saturate and give every image the same logit."""
+    for m in model.modules():
+        if isinstance(m, nn.modules.batchnorm._BatchNorm):
+            m.momentum = None  # a cumulative average: one batch sets the statistics
+    with torch.no_grad():
+        model.train()(torch.rand(8, 3, size, size))
+    return model.eval()
+
+
+def _manual_seed_cnn(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """The notebook's network written out with torch.nn.functional (inference: no dropout)."""
+    convs = [m for m in model.features if isinstance(m, nn.Conv2d)]
+    dense1, dense2 = [m for m in model.classifier if isinstance(m, nn.Linear)]
+    for conv in convs:
+        x = F.max_pool2d(F.relu(F.conv2d(x, conv.weight, conv.bias)), 2)
+    x = F.relu(F.linear(x.flatten(1), dense1.weight, dense1.bias))
+    return F.linear(x, dense2.weight, dense2.bias)
+
+
+@pytest.mark.parametrize("name", list_models())
+def test_every_registered_model_outputs_one_logit_per_image_from_its_head(name):
+    size = model_info(name).default_img_size
+    torch.manual_seed(0)
+    model = _with_batchnorm_stats(create_model(name, pretrained=False), size)
+    x = torch.rand(3, 3, size, size)
+    logits, by_hand = _head_reference(model, x)
+    assert logits.shape == (3, 1) and torch.isfinite(logits).all()
+    torch.testing.assert_close(logits, by_hand, atol=1e-5, rtol=1e-5)  # nothing after the one-logit head
+    with torch.no_grad():  # in eval mode each image's logit is its own, whatever the batch
+        singles = torch.cat([model(x[i : i + 1]) for i in range(3)])
+    torch.testing.assert_close(logits, singles, atol=1e-4, rtol=1e-4)
+    assert len(set(logits.reshape(-1).tolist())) == 3, "different images, different logits"
+
+
+def test_seed_cnn_forward_equals_the_layers_computed_by_hand():
+    torch.manual_seed(0)
+    for size in (128, 64):
+        model = create_model("seed-cnn", img_size=size).eval()
+        x = torch.rand(2, 3, size, size)
+        with torch.no_grad():
+            torch.testing.assert_close(model(x), _manual_seed_cnn(model, x), atol=1e-5, rtol=1e-5)
 
 
 def test_mesonet_head_follows_img_size():
     model = create_model("meso4", img_size=128).eval()
-    with torch.no_grad():
-        assert model(torch.rand(2, 3, 128, 128)).shape == (2, 1)
+    # 128 -> 64 -> 32 -> 16 -> 4 after the pools of 2, 2, 2 and 4: 16 channels of 4 x 4 into Dense 16.
+    assert [m.in_features for m in model.modules() if isinstance(m, nn.Linear)] == [16 * 4 * 4, 16]
+    logits, by_hand = _head_reference(model, torch.rand(2, 3, 128, 128))
+    assert logits.shape == (2, 1)
+    torch.testing.assert_close(logits, by_hand, atol=1e-5, rtol=1e-5)
 
 
 def test_unknown_model_names_are_explained():
@@ -156,8 +206,13 @@ def test_timm_model_builds_with_a_one_logit_head():
     info = model_info("timm:resnet18")
     assert (info.default_img_size, info.mean) == (224, (0.485, 0.456, 0.406))
     model = create_model("timm:resnet18", pretrained=False).eval()
+    reference = timm.create_model("resnet18", num_classes=1).eval()
+    reference.load_state_dict(model.state_dict())  # the same tensors fit timm's own 1-class resnet18
+    x = torch.rand(2, 3, 64, 64)
     with torch.no_grad():
-        assert model(torch.rand(2, 3, 64, 64)).shape == (2, 1)
+        logits = model(x)
+        torch.testing.assert_close(logits, reference(x), atol=0, rtol=0)
+    assert logits.shape == (2, 1) and model.fc.out_features == 1
 
 
 def test_timm_model_loads_local_safetensors_backbone(tmp_path):

@@ -16,7 +16,8 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from deepfake_detector.cli import app
-from deepfake_detector.inference.results import ROW_FIELDS
+from deepfake_detector.inference import Detector
+from deepfake_detector.inference.results import ROW_FIELDS, Prediction
 
 runner = CliRunner()
 
@@ -43,6 +44,22 @@ def tree(tmp_path: Path) -> Path:
     return root
 
 
+def api_predictions(model: Path, paths: list[str]) -> list[Prediction]:
+    """What the Python API answers for the same files (the engine `predict` picks: ONNX here)."""
+    detector = Detector.load(model)
+    assert detector.engine_name == "onnx"
+    return detector.predict(paths)
+
+
+def assert_rows_match(rows: list[dict], expected: list[Prediction]) -> None:
+    """CLI rows (JSON, or CSV with string fields) equal the API's predictions, in the same order."""
+    assert [row["path"] for row in rows] == [p.path for p in expected]
+    for row, want in zip(rows, expected, strict=True):
+        assert (row["label"], int(row["faces"])) == (want.label, len(want.faces)), row["path"]
+        assert float(row["prob_fake"]) == pytest.approx(want.prob_fake, abs=1e-6), row["path"]
+        assert float(row["threshold"]) == pytest.approx(want.threshold)
+
+
 def run(*args: str, stdin: str | None = None):
     return runner.invoke(app, ["predict", *args], input=stdin)
 
@@ -61,6 +78,8 @@ def test_folder_is_searched_recursively_and_a_corrupt_file_gives_an_error_row(
     names = [Path(r["path"]).relative_to(tree).as_posix() for r in rows]
     assert names == sorted(names) and len(names) == 8  # 7 images + the corrupt one, no readme.txt
     assert "a/deeper/img_001.png" in names
+    scored = [r for r in rows if not r["error"]]
+    assert_rows_match(scored, api_predictions(model, [r["path"] for r in scored]))
     broken = next(r for r in rows if r["path"].endswith("broken.jpg"))
     assert "truncated" in broken["error"].lower() and broken["label"] == "" and broken["prob_fake"] == ""
     for row in rows:
@@ -71,7 +90,7 @@ def test_folder_is_searched_recursively_and_a_corrupt_file_gives_an_error_row(
                 prob if row["label"] == "fake" else 1 - prob, abs=1e-6
             )
             assert row["faces"] == "1" and json.loads(row["boxes"])[0]["box"] == [0, 0, 80, 80]
-    assert "8 images" in result.stderr and "1 errors" in result.stderr and "img/s" in result.stderr
+    assert "8 images: " in result.stderr and ", 1 error in " in result.stderr and "img/s" in result.stderr
 
 
 def test_exit_code_is_0_when_all_read_and_2_when_none_could_be(model: Path, tree: Path) -> None:
@@ -93,7 +112,7 @@ def test_globs_and_stdin_paths(model: Path, tree: Path) -> None:
     assert [json.loads(line)["path"] for line in by_stdin.stdout.splitlines()] == listed.split()
 
     nothing = run(str(tree / "*.webp"), "--model", str(model), "--format", "csv")
-    assert nothing.exit_code == 2 and "no file matches this pattern" in nothing.stdout
+    assert nothing.exit_code == 2 and "no file matches this pattern" in nothing.stderr and not nothing.stdout
 
 
 def test_json_and_table_formats(model: Path, tree: Path, tmp_path: Path) -> None:
@@ -102,7 +121,10 @@ def test_json_and_table_formats(model: Path, tree: Path, tmp_path: Path) -> None
     assert result.exit_code == 0, result.output
     doc = json.loads(out.read_text())
     assert doc["engine"] == "onnx" and doc["summary"]["images"] == 5 and len(doc["predictions"]) == 5
-    assert doc["summary"]["fake"] + doc["summary"]["real"] == 5
+    expected = api_predictions(model, [p["path"] for p in doc["predictions"]])
+    assert_rows_match(doc["predictions"], expected)
+    labels = [p.label for p in expected]
+    assert (doc["summary"]["fake"], doc["summary"]["real"]) == (labels.count("fake"), labels.count("real"))
     assert {"path", "label", "prob_fake", "confidence", "threshold", "faces", "error", "boxes"} <= set(
         doc["predictions"][0]
     )
@@ -186,5 +208,6 @@ def test_predict_command_runs_without_torch(model: Path, tree: Path) -> None:
     done = subprocess.run([sys.executable, "-c", script, *args], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     rows = [json.loads(line) for line in done.stdout.splitlines()]
-    assert len(rows) == 5 and all(row["label"] in ("fake", "real") for row in rows)
+    assert len(rows) == 5
+    assert_rows_match(rows, api_predictions(model, [row["path"] for row in rows]))
     assert "onnx" in done.stderr

@@ -75,7 +75,9 @@ def test_local_engine_scores_uris_like_paths_and_reports_failures(tmp_path: Path
 def test_cli_rejects_bad_options(tmp_path: Path) -> None:
     runner = CliRunner()
     result = runner.invoke(app, ["predict-dataset", str(tmp_path / "none"), "--engine", "spark"])
-    assert result.exit_code == 2 and "--engine must be local or ray" in result.output
+    assert result.exit_code == 2 and "'spark' is not one of" in " ".join(
+        result.output.replace("│", " ").split()
+    )
     result = runner.invoke(app, ["predict-dataset", str(tmp_path / "none"), "--out", "x.csv"])
     assert result.exit_code == 2 and ".parquet" in result.output
     result = runner.invoke(
@@ -113,7 +115,7 @@ def test_ray_engine_gives_the_local_rows(tmp_path: Path, local_ray) -> None:
             str(manifest),
             "--model",
             str(bundle),
-            "--engine",
+            "--runner",
             engine,
             "--out",
             str(out),
@@ -121,7 +123,7 @@ def test_ray_engine_gives_the_local_rows(tmp_path: Path, local_ray) -> None:
         # 64-image shards: five shards spread over the two actors, returned in input order.
         result = runner.invoke(app, [*args, "--batch-size", "32", "--shard-rows", "64", "--num-actors", "2"])
         assert result.exit_code == 1, result.output  # 1: one file could not be read
-        assert "301 images, 1 errors" in " ".join(result.output.split())
+        assert "301 images, 1 error in" in " ".join(result.output.split())
         outputs[engine] = pq.read_table(out).to_pylist()
 
     local_rows, ray_rows = outputs["local"], outputs["ray"]

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
-from service_helpers import dfdc_image, model_ref, png_bytes
+from service_helpers import dfdc_image, jpeg_bytes, model_ref, png_bytes
 
 from deepfake_detector.inference import Detector
 from deepfake_detector.service import create_app
@@ -98,7 +98,7 @@ def test_predict_gives_the_same_probability_as_the_cli(
 
 
 def test_prediction_carries_faces_label_threshold_and_timing(client: TestClient) -> None:
-    path = dfdc_image("Fake", 1)
+    path = dfdc_image("Fake", 1)  # a real face: the face policy looks for one
     with open(path, "rb") as fh:
         response = client.post(
             "/v1/predict", files={"file": (path.name, fh, "image/jpeg")}, headers={"X-Request-ID": "trace-42"}
@@ -107,7 +107,7 @@ def test_prediction_carries_faces_label_threshold_and_timing(client: TestClient)
     assert response.headers["x-request-id"] == "trace-42"
     body = response.json()
     assert body["image"] == {"width": 224, "height": 224, "format": "JPEG"}
-    assert body["note"] == "face crop (detection skipped)"
+    assert body["note"].startswith("face crop (its face spans ")  # decided by looking: one face fills it
     (face,) = body["faces"]
     assert face["box"] == [0, 0, 224, 224] and face["heatmap_png"] is None
     assert face["label"] == ("fake" if face["prob_fake"] >= body["threshold"] else "real")
@@ -146,7 +146,11 @@ def test_faces_are_found_and_boxed_in_a_larger_photo(
 
 
 def test_heatmap_is_a_valid_png_per_face(client: TestClient) -> None:
-    body = upload(client, dfdc_image("Fake"), "?heatmap=true")
+    response = client.post(
+        "/v1/predict?heatmap=true", files={"file": ("face.jpg", jpeg_bytes(seed=2), "image/jpeg")}
+    )
+    assert response.status_code == 200, response.text
+    body = response.json()
     assert body["heatmap_error"] is None
     (face,) = body["faces"]
     png = base64.b64decode(face["heatmap_png"], validate=True)
@@ -158,7 +162,7 @@ def test_heatmap_is_a_valid_png_per_face(client: TestClient) -> None:
 
 
 def test_client_file_name_is_only_a_label(client: TestClient) -> None:
-    data = dfdc_image("Real").read_bytes()
+    data = jpeg_bytes()
     for sent, shown in (("../../../etc/passwd.jpg", "passwd.jpg"), ("C:\\Users\\me\\face.jpg", "face.jpg")):
         response = client.post("/v1/predict", files={"file": (sent, data, "image/jpeg")})
         assert response.status_code == 200
@@ -207,7 +211,7 @@ def test_text_file_is_422_with_the_loaders_reason(client: TestClient) -> None:
 
 
 def test_truncated_jpeg_is_422(client: TestClient) -> None:
-    data = dfdc_image("Real").read_bytes()
+    data = jpeg_bytes()
     response = client.post("/v1/predict", files={"file": ("cut.jpg", data[: len(data) // 2], "image/jpeg")})
     assert response.status_code == 422
     detail = response.json()["detail"]
@@ -310,7 +314,7 @@ def test_full_queue_is_503_with_retry_after_and_timeouts_are_504(model: str, mon
             return real_score(*args, **kwargs)
 
         monkeypatch.setattr(service.scorer, "score", held_score)
-        data = dfdc_image("Real").read_bytes()
+        data = jpeg_bytes()
         headers = {"content-type": "image/jpeg"}
         started = time.monotonic()
         first = client.post("/v1/predict", content=data, headers=headers)
@@ -398,4 +402,6 @@ def test_serve_refuses_a_missing_model_before_starting(tmp_path: Path) -> None:
     assert "nothing-here: no such model file or folder" in " ".join(result.output.split())
     bad_engine = CliRunner().invoke(app, ["serve", "--engine", "gpu"])
     assert bad_engine.exit_code == 2
-    assert "--engine must be auto, torch or onnx" in " ".join(bad_engine.output.split())
+    assert "'gpu' is not one of 'auto', 'torch', 'onnx'" in " ".join(
+        bad_engine.output.replace("│", " ").split()
+    )

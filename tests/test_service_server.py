@@ -15,7 +15,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from service_helpers import Server, dfdc_image, model_ref, run_server
+from service_helpers import Server, jpeg_bytes, model_ref, run_server
 
 UPLOAD_LIMIT_MB = 2
 UPLOAD_TIMEOUT_S = 3
@@ -77,10 +77,10 @@ def read_status(sock: socket.socket) -> tuple[int, bytes]:
 
 
 def predict_ok(server: Server) -> dict:
-    path = dfdc_image("Real")
+    """The check every fault test ends with: a normal upload is still answered."""
     response = httpx.post(
         server.url + "/v1/predict",
-        content=path.read_bytes(),
+        content=jpeg_bytes(),
         headers={"content-type": "image/jpeg"},
         timeout=120,
     )
@@ -183,7 +183,7 @@ def test_clients_vanishing_mid_upload_leave_the_server_serving(server: Server) -
 
 # --- load beyond the queue
 def test_burst_beyond_the_queue_gets_503s_and_every_accepted_request_is_answered(server: Server) -> None:
-    images = [dfdc_image("Fake", i).read_bytes() for i in range(12)]
+    images = [jpeg_bytes(seed=i) for i in range(12)]
     files = [("files", (f"{i}.jpg", data, "image/jpeg")) for i, data in enumerate(images)]
 
     async def burst() -> list[httpx.Response]:

@@ -22,12 +22,12 @@ from typer.testing import CliRunner
 from deepfake_detector.cli import app
 from deepfake_detector.data.images import load_image, resize_image
 from deepfake_detector.inference import Detector
-from deepfake_detector.inference import video as video_module
-from deepfake_detector.inference.tracking import IouTracker, iou
-from deepfake_detector.inference.video import iter_frames, probe_video, sample_indices
-from deepfake_detector.inference.video_aggregate import confident_score, mean_score
-from deepfake_detector.inference.video_results import VideoPrediction
-from deepfake_detector.inference.video_scoring import VideoOptions, score_video
+from deepfake_detector.inference.video import frames as video_module
+from deepfake_detector.inference.video.aggregate import confident_score, mean_score
+from deepfake_detector.inference.video.frames import iter_frames, probe_video, sample_indices
+from deepfake_detector.inference.video.results import VideoPrediction
+from deepfake_detector.inference.video.scoring import VideoOptions, score_video
+from deepfake_detector.inference.video.tracking import IouTracker, iou
 from deepfake_detector.service import create_app
 
 DFDC_TEST = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "dfdc" / "Test"
@@ -37,7 +37,7 @@ CANDIDATES = 16  # images looked at per class to find 3 clear ones
 runner = CliRunner()
 
 needs_default = pytest.mark.skipif(
-    not (PACKAGED_DEFAULT / "model.json").is_file(), reason="the packaged default model is not installed"
+    not (PACKAGED_DEFAULT / "model.json").is_file(), reason="the packaged fast model is not installed"
 )
 
 
@@ -70,8 +70,8 @@ def paste(canvas: np.ndarray, face: np.ndarray, x: int, y: int) -> None:
 @pytest.fixture(scope="module")
 def detector() -> Detector:
     if not (PACKAGED_DEFAULT / "model.json").is_file():
-        pytest.skip("the packaged default model is not installed")
-    return Detector.load("default")
+        pytest.skip("the packaged fast model is not installed")
+    return Detector.load("fast")
 
 
 @pytest.fixture(scope="module")
@@ -218,10 +218,33 @@ def test_real_only_and_fake_only_videos_get_the_verdict_of_their_frames(
     # Each sampled face scores like the frame it came from scored as an image (up to video coding).
     wanted = [f.frame for f in row.video.faces]
     info = probe_video(videos[kind])
-    frames = [resize_image(f.image, detector.spec.img_size) for f in iter_frames(videos[kind], info, wanted)]
+    frames = [f.image for f in iter_frames(videos[kind], info, wanted)]
     np.testing.assert_allclose(
-        [f.prob_fake for f in row.video.faces], detector.predict_proba(frames), atol=1e-5
+        [f.prob_fake for f in row.video.faces], detector.predict_proba(frames)[:, 1], atol=1e-5
     )
+
+
+@needs_default
+def test_faces_found_inside_larger_frames_keep_the_verdict_of_the_crops(
+    detector: Detector, clear_faces: dict[str, list[np.ndarray]], tmp_path: Path
+) -> None:
+    """A clip of real faces gives the same verdict whether its frames are the face crops or larger
+    frames in which the faces must be found (the crop spec cuts the same region from both)."""
+    import cv2
+
+    crops = [clear_faces["real"][i % 3] for i in range(12)]
+    framed = [
+        cv2.copyMakeBorder(crop, 120 + 4 * i, 136 - 4 * i, 200, 216, cv2.BORDER_REPLICATE)
+        for i, crop in enumerate(crops)
+    ]  # 640x480 frames, the face drifting upwards
+    rows = detector.predict(
+        [write_video(tmp_path / "crops.avi", crops), write_video(tmp_path / "framed.avi", framed)],
+        video=VideoOptions(frames=6),
+    )
+    as_crops, in_frames = rows
+    assert as_crops.label == in_frames.label == "real", (as_crops.note, in_frames.note)
+    assert in_frames.video is not None and len(in_frames.video.faces) == 6
+    assert abs(as_crops.prob_fake - in_frames.prob_fake) < 0.15
 
 
 @needs_default
@@ -351,7 +374,7 @@ def test_cli_batch_with_bad_videos_scores_the_rest_and_writes_the_reports(
 
 @needs_default
 def test_heatmap_puts_grad_cam_overlays_on_the_contact_sheet(videos: dict[str, Path], tmp_path: Path) -> None:
-    from deepfake_detector.inference.video_report import FACE_SIDE, HEADER_H, PAD, THUMB_SIDE
+    from deepfake_detector.inference.video.pictures import FACE_SIDE, HEADER_H, PAD, THUMB_SIDE
 
     result = runner.invoke(
         app,

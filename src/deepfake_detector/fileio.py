@@ -1,14 +1,17 @@
-"""Crash-safe file writes: a reader sees the old file or the new one, never half of one."""
+"""Crash-safe file writes (a reader sees the old file or the new one, never half of one), file
+hashes, and text made safe for the places it goes (CSV cells a spreadsheet opens)."""
 
 from __future__ import annotations
 
+import csv
+import hashlib
 import json
 import os
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 
 def _read_umask() -> int:
@@ -149,3 +152,45 @@ def json_default(obj: Any) -> Any:
     if isinstance(obj, Path):
         return str(obj)
     raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
+
+
+def sha256_file(path: str | Path) -> str:
+    """The SHA-256 of a file's bytes, read in 1 MiB blocks."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+# OWASP CSV injection: a cell starting with one of these is run as a formula by Excel, LibreOffice
+# or Google Sheets (tab and CR too: some strip them and then see the next character).
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_cell(value: Any) -> Any:
+    """A text cell a spreadsheet will not run: one starting like a formula gets a leading single
+    quote ("'=1+2"), as OWASP advises; numbers and other text are returned unchanged."""
+    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
+        return "'" + value
+    return value
+
+
+class SafeCsvWriter:
+    """csv.DictWriter for text from outside (file names): formula-like cells neutralised (csv_cell),
+    and a row holding a bare CR or LF written fully quoted, so that no reader ends the row there
+    (Python's QUOTE_MINIMAL quotes a field with LF but not one with a bare CR)."""
+
+    def __init__(self, stream: TextIO, fieldnames: list[str], lineterminator: str = "\n"):
+        self._plain = csv.DictWriter(stream, fieldnames=fieldnames, lineterminator=lineterminator)
+        self._quoted = csv.DictWriter(
+            stream, fieldnames=fieldnames, lineterminator=lineterminator, quoting=csv.QUOTE_ALL
+        )
+
+    def writeheader(self) -> None:
+        self._plain.writeheader()
+
+    def writerow(self, row: dict[str, Any]) -> None:
+        cells = {key: csv_cell(value) for key, value in row.items()}
+        breaks = any(isinstance(v, str) and ("\r" in v or "\n" in v) for v in cells.values())
+        (self._quoted if breaks else self._plain).writerow(cells)

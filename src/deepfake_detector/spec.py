@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 
+from deepfake_detector.data.crop import CropSpec
 from deepfake_detector.fileio import atomic_write_text, json_default
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -39,8 +40,16 @@ class ModelSpec:
     trained_on: list[str] = field(default_factory=list)
     weights_sha256: str = ""
     metrics: dict[str, Any] = field(default_factory=dict)
-    face_margin: float = 0.3  # crop policy for uncropped photos: box grown by this fraction per side
+    face_margin: float = 0.3  # older models' crop margin; `crop` supersedes it
+    crop: CropSpec | None = None  # how faces are cut (None: a model saved before crop specs, see crop_spec)
+    onnx_sha256: str = ""  # SHA-256 of the exported model.onnx, so that a stray file is refused
+    fusion: dict[str, Any] = field(default_factory=dict)  # a CLIP head fused with a CNN (training/heads.py)
     format: int = SPEC_FORMAT
+
+    @property
+    def crop_spec(self) -> CropSpec:
+        """The face region this model was trained on (older models: their margin, regions shifted inside)."""
+        return self.crop if self.crop is not None else CropSpec.legacy(self.face_margin)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2, sort_keys=True, default=json_default)
@@ -50,20 +59,20 @@ class ModelSpec:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], source: str = "model.json") -> ModelSpec:
+        from deepfake_detector.spec_schema import validate_spec_dict
+
+        validate_spec_dict(data, source)  # types, ranges, lengths, finiteness: errors name file and field
         known = set(cls.__dataclass_fields__)
-        missing = {"architecture", "img_size"} - set(data)
-        if missing:
-            raise ValueError(f"{source}: missing required fields {sorted(missing)}")
         kwargs = {k: v for k, v in data.items() if k in known}
         for key in ("mean", "std", "class_names"):
             if key in kwargs:
                 kwargs[key] = tuple(kwargs[key])
-        spec = cls(**kwargs)
-        if not (0.0 <= float(spec.threshold) <= 1.0):
-            raise ValueError(f"{source}: threshold {spec.threshold} is outside [0, 1]")
-        if not float(spec.temperature) > 0:
-            raise ValueError(f"{source}: temperature must be positive, got {spec.temperature}")
-        return spec
+        if isinstance(kwargs.get("crop"), dict):
+            try:
+                kwargs["crop"] = CropSpec.from_dict(kwargs["crop"])
+            except (TypeError, ValueError) as exc:
+                raise ValueError(f"{source}: field 'crop': {exc}") from exc
+        return cls(**kwargs)
 
     @classmethod
     def load(cls, path: str | Path) -> ModelSpec:

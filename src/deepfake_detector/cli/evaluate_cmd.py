@@ -7,7 +7,9 @@ from typing import Any
 
 import typer
 
-from deepfake_detector.cli.app import app, fail
+from deepfake_detector.cli.app import alias, app, build, fail, warn
+from deepfake_detector.options import Engine, Faces
+from deepfake_detector.options import EvaluateOptions as O
 
 SUMMARY_ROWS = (
     ("n_real", "real images", "d"),
@@ -48,37 +50,52 @@ def evaluate(
     robustness: bool = typer.Option(
         False, "--robustness", help="Also score under JPEG, down-scaling, blur and noise perturbations."
     ),
-    batch_size: int = typer.Option(64, "--batch-size", min=1, help="Images per forward pass."),
-    workers: int = typer.Option(2, "--workers", min=1, help="Decoding threads."),
-    limit: int | None = typer.Option(
+    batch_size: int = typer.Option(O.batch_size, "--batch-size", min=1, help="Images per forward pass."),
+    workers: int = typer.Option(O.workers, "--workers", min=1, help="Decoding threads."),
+    limit_per_class: int | None = typer.Option(
         None,
-        "--limit",
+        "--limit-per-class",
         min=1,
         help="At most N images per class and dataset (seeded sample, for a quick look).",
     ),
-    engine: str = typer.Option("auto", "--engine", help="auto, torch or onnx."),
-    device: str = typer.Option("cpu", "--device", help="cpu, cuda, cuda:N or auto (PyTorch on a GPU)."),
+    limit: int | None = typer.Option(None, "--limit", min=1, hidden=True),
+    engine: Engine = typer.Option(O.engine, "--engine", help="auto: ONNX Runtime when model.onnx exists."),
+    device: str = typer.Option(O.device, "--device", help="cpu, cuda, cuda:N or auto (PyTorch on a GPU)."),
+    faces: Faces = typer.Option(
+        None,
+        "--faces",
+        help="How images are cut: auto, always or never (default auto, by the model's crop spec).",
+    ),
 ) -> None:
     """Evaluate a model at its stored threshold and temperature (nothing is tuned on these data).
 
     Example: deepfake-detector evaluate default ../shared/data/dfdc ../shared/data/stylegan-ffhq -o eval
     """
     from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-    from rich.table import Table
 
-    from deepfake_detector.data.manifest import DatasetError
-    from deepfake_detector.evaluation.evaluate import evaluate_datasets, load_datasets
-    from deepfake_detector.inference import Detector
-    from deepfake_detector.inference.batching import iter_decoded
+    from deepfake_detector.commands import run_evaluate
     from deepfake_detector.locate import ModelNotFound
 
+    limit_per_class = alias(limit_per_class, limit, "--limit", "--limit-per-class")
+    options = build(O, locals(), datasets=list(data))
     console = Console(stderr=True)
+    progress, on_progress = _progress(console)
     try:
-        load_datasets(data, split, limit)  # fail on a bad dataset path before loading the model
-        detector = Detector.load(model, engine=engine, device=device)  # type: ignore[arg-type]
-    except (DatasetError, ModelNotFound, ValueError) as exc:
+        with progress:
+            result = run_evaluate(options, on_progress=on_progress)
+    except (ModelNotFound, ValueError) as exc:  # DatasetError and OutputError are ValueErrors
         raise fail(str(exc)) from exc
+    _print_metrics(model, result.spec, result.metrics)
+    if robustness:
+        _print_robustness(result.metrics)
+    for name, metrics in result.metrics.items():
+        if metrics["n_unreadable"]:
+            warn(f"{name}: {metrics['n_unreadable']} unreadable files skipped (listed in {out / name}.json)")
+    console.print(f"metrics: {out / 'metrics.json'}\nreport: {out / 'report.html'}", markup=False)
+
+
+def _progress(console: Any) -> tuple[Any, Any]:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     progress = Progress(
         TextColumn("{task.description}"),
@@ -96,47 +113,30 @@ def evaluate(
             tasks[key] = progress.add_task(stage, total=total)
         progress.update(tasks[key], description=stage, completed=done, total=total)
 
-    with progress:
-        try:
-            summary = evaluate_datasets(
-                detector,
-                data,
-                out,
-                split=split,
-                robustness=robustness,
-                batch_size=batch_size,
-                workers=workers,
-                limit=limit,
-                decode=iter_decoded,
-                on_progress=on_progress,
-                model_ref=model,
-            )
-        except DatasetError as exc:
-            raise fail(str(exc)) from exc
+    return progress, on_progress
 
-    spec = detector.spec
+
+def _print_metrics(model: str, spec: Any, summary: dict[str, dict[str, Any]]) -> None:
+    from rich.console import Console
+    from rich.markup import escape
+    from rich.table import Table
+
     trained_on = ", ".join(spec.trained_on) or "not recorded"
     table = Table(
-        title=f"{model} ({spec.architecture}, threshold {spec.threshold:.4f}, T {spec.temperature:.3f}; "
-        f"trained on {trained_on})"
+        title=escape(
+            f"{model} ({spec.architecture}, threshold {spec.threshold:.3f}, T {spec.temperature:.3f}; "
+            f"trained on {trained_on})"
+        )
     )
     table.add_column("metric")
     for name, metrics in summary.items():
         table.add_column(
-            name if metrics["seen_in_training"] else f"{name}\n[yellow](unseen)[/]", justify="right"
+            escape(name) if metrics["seen_in_training"] else f"{escape(name)}\n[yellow](unseen)[/]",
+            justify="right",
         )
     for key, title, f in SUMMARY_ROWS:
         table.add_row(title, *(_cell(metrics[key], f) for metrics in summary.values()))
     Console().print(table)
-    if robustness:
-        _print_robustness(summary)
-    for name, metrics in summary.items():
-        if metrics["n_unreadable"]:
-            console.print(
-                f"[yellow]{name}: {metrics['n_unreadable']} unreadable files skipped "
-                f"(listed in {out / name}.json)[/]"
-            )
-    console.print(f"metrics: {out / 'metrics.json'}\nreport: {out / 'report.html'}")
 
 
 def _print_robustness(summary: dict[str, dict[str, Any]]) -> None:

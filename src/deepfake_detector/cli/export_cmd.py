@@ -6,13 +6,15 @@ from pathlib import Path
 
 import typer
 
-from deepfake_detector.cli.app import app, fail
+from deepfake_detector.cli.app import app, build, fail
+from deepfake_detector.options import ExportFormat
+from deepfake_detector.options import ExportOptions as O
 
 
 @app.command()
 def export(
     model: str = typer.Argument(..., help="Run folder, model file or 'default'."),
-    fmt: str = typer.Option("onnx", "--format", help="Export format (onnx)."),
+    fmt: ExportFormat = typer.Option(O.format, "--format", help="Export format."),
     out: Path | None = typer.Option(
         None, "--out", "-o", help="Output file (default: model.onnx beside model.json)."
     ),
@@ -36,30 +38,29 @@ def export(
     """
     from rich.console import Console
 
-    from deepfake_detector.inference.export import ExportError, export_onnx, quantize_int8
-    from deepfake_detector.locate import ModelNotFound, model_dir
-    from deepfake_detector.spec import ModelSpec
+    from deepfake_detector.commands import run_export
+    from deepfake_detector.inference.export import ExportError
+    from deepfake_detector.locate import ModelNotFound
 
-    console = Console(stderr=True)
-    if fmt != "onnx":
-        raise fail(f"unsupported --format {fmt!r} (only onnx)")
+    options = build(O, locals(), format=fmt)
     try:
-        path = export_onnx(model, out)
-        console.print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB), matches PyTorch", highlight=False)
-        if int8:
-            folder = model_dir(model)
-            report = quantize_int8(path, ModelSpec.load(folder / "model.json"), calib, model_folder=folder)
-            console.print(f"wrote {report.path} ({report.path.stat().st_size / 1e6:.1f} MB)", highlight=False)
-            line = (
-                f"int8 vs fp32 on {report.n_images} calibration images ({report.calibration}): "
-                f"{report.decision_agreement:.1%} same decisions, "
-                f"max |prob diff| {report.max_abs_prob_diff:.4f}"
-            )
-            if report.accuracy_fp32 is not None and report.accuracy_int8 is not None:
-                line += (
-                    f"; accuracy fp32 {report.accuracy_fp32:.4f}, int8 {report.accuracy_int8:.4f} "
-                    f"(delta {report.accuracy_int8 - report.accuracy_fp32:+.4f})"
-                )
-            console.print(line, highlight=False)
-    except (ModelNotFound, ExportError, ValueError) as exc:
+        result = run_export(options)
+    except (ModelNotFound, ExportError, ValueError) as exc:  # OutputError is a ValueError
         raise fail(str(exc)) from exc
+    console = Console(stderr=True)
+    path = result.path
+    console.print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB), matches PyTorch", highlight=False)
+    report = result.int8
+    if report is None:
+        return
+    console.print(f"wrote {report.path} ({report.path.stat().st_size / 1e6:.1f} MB)", highlight=False)
+    line = (
+        f"int8 vs fp32 on {report.n_images} calibration images ({report.calibration}): "
+        f"{report.decision_agreement:.1%} same decisions, max |prob diff| {report.max_abs_prob_diff:.4f}"
+    )
+    if report.accuracy_fp32 is not None and report.accuracy_int8 is not None:
+        line += (
+            f"; accuracy fp32 {report.accuracy_fp32:.4f}, int8 {report.accuracy_int8:.4f} "
+            f"(delta {report.accuracy_int8 - report.accuracy_fp32:+.4f})"
+        )
+    console.print(line, highlight=False, markup=False)

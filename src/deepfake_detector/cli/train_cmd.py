@@ -6,18 +6,25 @@ from pathlib import Path
 
 import typer
 
-from deepfake_detector.cli.app import app, fail
+from deepfake_detector.cli.app import app, build, fail
+from deepfake_detector.options import Faces
+from deepfake_detector.options import TrainOptions as O
 
 
 @app.command()
 def train(
-    data: str = typer.Argument(
-        None, help="Dataset folder (Kaggle layout, Real/Fake folder) or CSV manifest."
+    data: list[str] = typer.Argument(
+        None,
+        help="Dataset folder (Kaggle layout, Real/Fake folder) or CSV manifest; several for the CLIP "
+        "presets (default, clip-linear, clip-mlp), which train on all of them at once.",
     ),
     preset: str = typer.Option(
-        "default", "--preset", "-p", help="Preset name (seed, default) or a YAML file."
+        O.preset,
+        "--preset",
+        "-p",
+        help="Preset (default, fast, seed, clip-linear, clip-mlp, clip-gend) or a YAML file.",
     ),
-    out: Path = typer.Option(Path("runs/latest"), "--out", "-o", help="Run directory to create."),
+    out: Path = typer.Option(O.out, "--out", "-o", help="Run directory to create."),
     resume: Path = typer.Option(None, "--resume", help="Continue the interrupted run in this directory."),
     model: str = typer.Option(None, help="Override the preset's model (e.g. mobilenetv2, timm:resnet18)."),
     epochs: int = typer.Option(None, help="Override the number of epochs."),
@@ -41,57 +48,20 @@ def train(
     workers: int = typer.Option(None, help="Data loader worker processes."),
     set_: list[str] = typer.Option([], "--set", help="Any other preset field: --set augment.jpeg_p=0.5"),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+    faces: Faces = typer.Option(
+        None, "--faces", help="How training images are cut: auto, always or never (default: the preset's)."
+    ),
 ) -> None:
     """Train a model on a dataset; writes config, metrics.csv, curves.png and model.safetensors/json."""
+    from deepfake_detector.commands import run_train
     from deepfake_detector.data import DatasetError
     from deepfake_detector.models import UntrustedWeights
     from deepfake_detector.training import ConfigError, RunError
-    from deepfake_detector.training import train as run_training
 
-    overrides: dict[str, object] = {
-        "model": model,
-        "epochs": epochs,
-        "img_size": img_size,
-        "batch_size": batch_size,
-        "lr": lr,
-        "pretrained": pretrained,
-        "weights": weights,
-        "trust_pickle": trust_pickle or None,
-        "limit_per_class": limit_per_class,
-        "cache_dir": cache_dir,
-        "devices": _int_or_str(devices),
-        "num_nodes": num_nodes,
-        "strategy": strategy,
-        "workers": workers,
-    }
-    for item in set_:
-        key, sep, value = item.partition("=")
-        if not sep:
-            raise fail(f"--set expects key=value, got {item!r}")
-        overrides[key.strip()] = value
+    options = build(O, locals(), data=list(data) if data else None, settings=list(set_), progress=not quiet)
     try:
-        result = run_training(
-            data,
-            preset=preset,
-            out=resume or out,
-            overrides=overrides,
-            resume=resume is not None,
-            progress=not quiet,
-        )
-    except (ConfigError, RunError, DatasetError, FileNotFoundError, UntrustedWeights) as exc:
+        summary = run_train(options)
+    except (ConfigError, RunError, DatasetError, FileNotFoundError, UntrustedWeights, ValueError) as exc:
         raise fail(str(exc)) from exc
-    if result.global_rank:  # DDP: only rank 0 calibrates and reports; the others have nothing to say
-        return
-    spec = result.spec
-    val = spec.metrics.get("val", {})
-    typer.echo(
-        f"run: {result.run_dir}  epochs: {result.epochs_completed}  val AUC: {val.get('roc_auc', float('nan')):.4f}  "
-        f"val accuracy: {val.get('accuracy', float('nan')):.4f}  threshold: {spec.threshold:.3f}  "
-        f"temperature: {spec.temperature:.3f}"
-    )
-
-
-def _int_or_str(value: str | None) -> int | str | None:
-    if value is None:
-        return None
-    return int(value) if value.isdigit() else value
+    if summary is not None:  # None: a DDP rank other than 0, which has nothing to report
+        typer.echo(summary.describe())

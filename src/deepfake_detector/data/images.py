@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import errno
 import io
+import os
+import stat
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +20,9 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 # About 12k x 12k: far above any face photo, far below what would exhaust memory.
 DEFAULT_MAX_PIXELS = 150_000_000
+# Largest image file read (checked with os.stat before a byte is read): a 12k x 12k photo is far
+# smaller; anything bigger is refused rather than loaded into memory.
+MAX_FILE_BYTES = 256 * 1024 * 1024
 SUPPORTED_FORMATS = frozenset({"JPEG", "PNG", "WEBP", "BMP", "GIF", "MPO", "TIFF"})
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff"})
 _EXIF_ORIENTATION = 0x0112
@@ -51,30 +56,106 @@ def is_image_path(path: str | Path) -> bool:
     return Path(path).suffix.lower() in IMAGE_EXTENSIONS
 
 
-def _read_bytes(source: str | Path | bytes) -> tuple[bytes, str | None]:
+def describe_limit(limit: int) -> str:
+    """A byte count for messages and --help: 256 MiB, 4 GiB, 1,000 bytes."""
+    for unit, size in (("GiB", 1 << 30), ("MiB", 1 << 20)):
+        if limit >= size and limit % (size // 16) == 0:
+            return f"{limit / size:g} {unit}"
+    return f"{limit:,} bytes"
+
+
+_KINDS = (
+    (stat.S_ISFIFO, "a named pipe (FIFO)"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+    (stat.S_ISSOCK, "a socket"),
+)
+
+
+def _os_error(path: str, exc: OSError, error: type[UnreadableFile], what: str) -> UnreadableFile:
+    """The loader's one-line reason for an OSError raised by stat or open."""
+    if isinstance(exc, IsADirectoryError):
+        return error(path, f"is a directory, not {what} file")
+    if isinstance(exc, PermissionError):
+        return error(path, "permission denied")
+    if isinstance(exc, FileNotFoundError):
+        return error(path, "file not found")
+    if exc.errno == errno.ELOOP:
+        return error(path, "symbolic link loop (too many levels of symbolic links)")
+    return error(path, f"cannot read file ({exc.strerror or exc})")
+
+
+def check_stat(
+    info: os.stat_result,
+    path: str,
+    max_bytes: int | None,
+    error: type[UnreadableFile] = UnreadableImage,
+    what: str = "an image",
+) -> None:
+    """Refuse what is not a regular file (a folder, FIFO, device, socket) or is over `max_bytes`."""
+    mode = info.st_mode
+    if stat.S_ISDIR(mode):
+        raise error(path, f"is a directory, not {what} file")
+    if not stat.S_ISREG(mode):
+        kind = next((name for test, name in _KINDS if test(mode)), "a special file")
+        raise error(path, f"is {kind}, not a regular file (only regular files are read)")
+    if max_bytes is not None and info.st_size > max_bytes:
+        raise error(path, f"file too large: {info.st_size:,} bytes, the limit is {describe_limit(max_bytes)}")
+
+
+def check_regular_file(
+    path: str | Path,
+    max_bytes: int | None = MAX_FILE_BYTES,
+    *,
+    error: type[UnreadableFile] = UnreadableImage,
+    what: str = "an image",
+) -> int:
+    """os.stat `path` (following links) and refuse it unless it is a regular file of at most
+    `max_bytes`; returns its size. Nothing is opened, so a FIFO or a device is never read."""
+    path = str(path)
+    try:
+        info = os.stat(path)
+    except OSError as exc:
+        raise _os_error(path, exc, error, what) from exc
+    check_stat(info, path, max_bytes, error, what)
+    return info.st_size
+
+
+_OPEN_FLAGS = os.O_RDONLY | getattr(os, "O_BINARY", 0) | getattr(os, "O_NONBLOCK", 0)
+
+
+def _read_bytes(source: str | Path | bytes, max_bytes: int | None = None) -> tuple[bytes, str | None]:
+    """The bytes of an image given as bytes or a path. A path must be a regular file of at most
+    `max_bytes` (default MAX_FILE_BYTES), checked by stat before it is opened and again on the open
+    file (opened non-blocking, so a file swapped for a FIFO in between cannot hang the read)."""
     if isinstance(source, (bytes, bytearray, memoryview)):
         return bytes(source), None
     path = str(source)
+    limit = MAX_FILE_BYTES if max_bytes is None else max_bytes
+    check_regular_file(path, limit)
     try:
-        with open(path, "rb") as fh:
-            data = fh.read()
-    except IsADirectoryError as exc:
-        raise UnreadableImage(path, "is a directory, not an image file") from exc
-    except PermissionError as exc:
-        raise UnreadableImage(path, "permission denied") from exc
-    except FileNotFoundError as exc:
-        raise UnreadableImage(path, "file not found") from exc
+        fd = os.open(path, _OPEN_FLAGS)
     except OSError as exc:
-        if exc.errno == errno.ELOOP:
-            raise UnreadableImage(path, "symbolic link loop (too many levels of symbolic links)") from exc
-        raise UnreadableImage(path, f"cannot read file ({exc.strerror or exc})") from exc
+        raise _os_error(path, exc, UnreadableImage, "an image") from exc
+    try:
+        with os.fdopen(fd, "rb") as fh:
+            info = os.fstat(fh.fileno())
+            check_stat(info, path, limit)
+            data = fh.read(info.st_size + 1)  # one byte more: a file that grew since is seen
+            if len(data) > info.st_size:
+                data += fh.read(max(0, limit + 1 - len(data)))
+    except OSError as exc:
+        raise _os_error(path, exc, UnreadableImage, "an image") from exc
+    if len(data) > limit:  # it grew after the stat
+        raise UnreadableImage(path, f"file too large: the limit is {describe_limit(limit)}")
     return data, path
 
 
-def read_file(path: str | Path) -> bytes:
+def read_file(path: str | Path, max_bytes: int | None = None) -> bytes:
     """The bytes of a file; raises UnreadableImage naming the file and why it cannot be read
-    (missing, a directory, permission denied, a symbolic link loop, an I/O error)."""
-    return _read_bytes(Path(path))[0]
+    (missing, a directory, not a regular file, over `max_bytes` (default MAX_FILE_BYTES),
+    permission denied, a symbolic link loop, an I/O error)."""
+    return _read_bytes(Path(path), max_bytes)[0]
 
 
 def _open(data: bytes, path: str | None) -> Image.Image:

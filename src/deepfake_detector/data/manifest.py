@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import os
+import stat
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -12,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from deepfake_detector.data.images import IMAGE_EXTENSIONS
+from deepfake_detector.data.images import IMAGE_EXTENSIONS, UnreadableFile, check_regular_file
 
 CLASS_NAMES = ("real", "fake")  # label index = position: 0 real, 1 fake
 SPLITS = ("train", "val", "test")
@@ -186,7 +187,9 @@ def _scan_images(folder: str) -> Iterator[tuple[str, int]]:
                     subdirs.append(entry.path)
                 elif os.path.splitext(entry.name)[1].lower() in IMAGE_EXTENSIONS:
                     try:
-                        size = entry.stat(follow_symlinks=True).st_size
+                        info = entry.stat(follow_symlinks=True)
+                        # a FIFO or device is kept (the loader names it, never opening it), sizeless
+                        size = info.st_size if stat.S_ISREG(info.st_mode) else -1
                     except OSError:
                         size = -1  # dangling link or unreadable: kept, reported when decoded
                     yield entry.path, size
@@ -238,6 +241,10 @@ def read_csv_manifest(csv_path: str | Path, seed: int = 0) -> Manifest:
     base = csv_path.parent
     samples: list[Sample] = []
     has_split = False
+    try:
+        check_regular_file(csv_path, None, what="a manifest CSV")  # a FIFO or device would hang open()
+    except UnreadableFile as exc:
+        raise DatasetError(str(exc)) from exc
     with open(csv_path, newline="", encoding="utf-8", errors="surrogateescape") as fh:
         reader = csv.DictReader(fh)
         fields = [f.strip().lower() for f in reader.fieldnames or []]
@@ -267,6 +274,22 @@ def read_csv_manifest(csv_path: str | Path, seed: int = 0) -> Manifest:
     return Manifest(str(base), tuple(samples), "csv")
 
 
+_NEEDED_FOR = {"train": "to learn from", "val": "to calibrate the scores and choose the threshold"}
+
+
+def check_both_classes(manifest: Manifest, splits: Sequence[str] = ("train", "val")) -> None:
+    """DatasetError unless every split in `splits` holds real and fake images: training needs both in
+    train, calibration in val. Checked on the file listing, before any image is decoded or epoch run."""
+    counts = manifest.counts()
+    for split in splits:
+        real, fake = (counts.get(split, {}).get(name, 0) for name in CLASS_NAMES)
+        if not real or not fake:
+            raise DatasetError(
+                f"{manifest.root}: the {split} split has {real} real and {fake} fake images; both classes "
+                f"are needed ({_NEEDED_FOR.get(split, 'to score')})"
+            )
+
+
 def discover(root: str | Path, *, seed: int = 0) -> Manifest:
     """Recognise a dataset: Kaggle split/class folders, a flat class-folder root, or a CSV manifest.
 
@@ -278,6 +301,11 @@ def discover(root: str | Path, *, seed: int = 0) -> Manifest:
             return read_csv_manifest(root, seed=seed)
         raise DatasetError(f"{root}: expected a dataset folder or a .csv manifest")
     if not os.path.isdir(root):
+        if os.path.exists(root):  # a FIFO or a device: say which, never open it
+            try:
+                check_regular_file(root, None, what="a dataset")
+            except UnreadableFile as exc:
+                raise DatasetError(str(exc)) from exc
         raise DatasetError(f"{root}: no such folder")
 
     split_dirs = [(split, e.path) for e in _subdirs(root) if (split := _split_of(e.name))]

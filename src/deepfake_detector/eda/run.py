@@ -12,6 +12,7 @@ from deepfake_detector.data.manifest import Manifest, discover
 from deepfake_detector.eda import figures, plots
 from deepfake_detector.eda.checkpoint import ScanCheckpoint
 from deepfake_detector.eda.duplicates import DEFAULT_NEAR_DISTANCE
+from deepfake_detector.eda.faces import FACES_PER_CLASS, face_statistics, face_warnings
 from deepfake_detector.eda.report import listed_groups, render_html, write_report
 from deepfake_detector.eda.scan import scan_manifest
 from deepfake_detector.eda.stats import ANALYSIS_SIZE, ChunkResult
@@ -95,6 +96,7 @@ def run_eda(
     show_progress: bool = True,
     resume: bool = False,
     log: Callable[[str], None] | None = None,
+    faces_per_class: int | None = FACES_PER_CLASS,
 ) -> dict[str, Any]:
     """Analyse the dataset under `data` and write `out_dir`/report.html and summary.json.
 
@@ -103,7 +105,8 @@ def run_eda(
     scan in `out_dir` raises ScanCheckpointError rather than being overwritten.
 
     Raises DatasetError when `data` is not a recognisable dataset; bad image files never raise,
-    they are listed under `unreadable`.
+    they are listed under `unreadable`. Face statistics (eda/faces.py) run on a seeded sample of
+    `faces_per_class` images per class (None: all; 0: skipped).
     """
     started = time.perf_counter()
     manifest = discover(data, seed=seed)
@@ -129,6 +132,9 @@ def run_eda(
         checkpoint.close()
     options = {"sample": sample, "seed": seed, "workers": workers}
     summary = build_summary(manifest, scan, near_max_distance=near_max_distance, options=options)
+    if faces_per_class != 0:
+        summary["faces"] = face_statistics(manifest, faces_per_class, seed=seed, workers=workers)
+        summary["warnings"] += face_warnings(summary["faces"])
     pictures = _pictures(manifest, scan, summary, seed)
     summary["runtime_s"] = round(time.perf_counter() - started, 2)
     write_report(out_dir, summary, render_html(summary, pictures))

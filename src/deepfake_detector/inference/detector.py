@@ -1,8 +1,8 @@
 """`Detector`: a trained model ready to score images, files and whole folders.
 
-    detector = Detector.load("runs/mobilenet")       # ONNX Runtime when model.onnx is there
-    detector.predict(["photo.jpg", "crops/"])        # -> list[Prediction]
-    detector.predict_proba([rgb_uint8_array])        # -> probability of fake per image
+    detector = Detector.load("runs/mobilenet")        # ONNX Runtime when model.onnx is there
+    detector.predict(["photo.jpg", "crops/", jpeg_bytes, rgb_array, "clip.mp4"])  # -> list[Prediction]
+    detector.predict_proba([rgb_array])               # -> (n, 2): P(real), P(fake), as classes_
 
 Nothing on the ONNX path imports torch, so a slim install can serve an exported model.
 """
@@ -11,14 +11,14 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
 from itertools import groupby
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
-from deepfake_detector.data.images import UnreadableImage, load_image, read_image_info, resize_image
+from deepfake_detector.data.crop import FACES_MODES, FacesMode
+from deepfake_detector.data.images import resize_image
 from deepfake_detector.inference.batching import batched, iter_mapped
 from deepfake_detector.inference.engines import (
     Engine,
@@ -28,31 +28,29 @@ from deepfake_detector.inference.engines import (
     gpu_visible,
     torch_available,
 )
-from deepfake_detector.inference.results import FaceResult, Prediction, label_for
-from deepfake_detector.inference.video import is_video_path
+from deepfake_detector.inference.pipeline import (
+    Item,
+    Prepared,
+    as_rgb_array,
+    expand_sources,
+    is_pil_image,
+    is_single_source,
+    prepare,
+    score_crops,
+    score_prepared,
+    split_back,
+)
+from deepfake_detector.inference.results import Prediction
 from deepfake_detector.locate import ModelNotFound, model_dir
-from deepfake_detector.spec import ModelSpec, preprocess_batch
+from deepfake_detector.spec import ModelSpec
 
 if TYPE_CHECKING:
-    from deepfake_detector.inference.video_scoring import VideoOptions
+    from deepfake_detector.inference.video.scoring import VideoOptions
 
 EngineName = Literal["auto", "torch", "onnx"]
-FacesMode = Literal["auto", "always", "never"]
+DEFAULT_BATCH_SIZE = 64
 ONNX_FILES = ("model.onnx", "model.int8.onnx")  # looked for beside model.json, in this order
 SPEC_FILE = "model.json"
-_ROTATED_ORIENTATIONS = {5, 6, 7, 8}  # EXIF orientations that swap width and height
-
-
-@dataclass
-class _Regions:
-    """What a decode worker hands the scorer for one input: the crops to score and where they came from."""
-
-    path: str
-    crops: list[np.ndarray] = field(default_factory=list)  # each img_size x img_size x 3 uint8
-    boxes: list[tuple[int, int, int, int]] = field(default_factory=list)
-    note: str = ""
-    error: str = ""
-    image: np.ndarray | None = None  # the decoded photo, kept only for heatmap pages
 
 
 class Detector:
@@ -89,6 +87,14 @@ class Detector:
         ref = Path(str(model))
         folder = model_dir(model)
         spec = ModelSpec.load(folder / SPEC_FILE)
+        if (folder / "head.json").is_file():  # frozen CLIP features + a head (+ a CNN): ONNX only
+            from deepfake_detector.models.clip.fusion import load_clip_engine
+
+            if engine == "torch":
+                raise ValueError(
+                    f"{folder}: a {spec.architecture} model runs on ONNX Runtime (engine auto or onnx)"
+                )
+            return cls(load_clip_engine(folder, spec, threads=threads), spec, folder)
         onnx_path = ref if ref.suffix == ".onnx" and ref.is_file() else _exported_file(folder)
         has_torch = torch_available()
         if engine == "torch" or (engine == "auto" and not onnx_path.is_file() and has_torch):
@@ -114,48 +120,84 @@ class Detector:
     def engine_name(self) -> str:
         return self.engine.name
 
-    # ------------------------------------------------------------------ arrays
-    def predict_logits(self, images: Sequence[np.ndarray], batch_size: int = 64) -> np.ndarray:
-        """Raw fake-logits for RGB uint8 HxWx3 arrays of any size (resized to the model's input size)."""
+    # ------------------------------------------------------------------ arrays (scikit-learn style)
+    classes_ = np.array(["real", "fake"])
+
+    def decision_function(
+        self, images: Any, *, faces: FacesMode = "auto", batch_size: int = DEFAULT_BATCH_SIZE
+    ) -> np.ndarray:
+        """Raw fake-logit per image (RGB arrays or PIL images), through the same face regions as
+        `predict`: the most suspicious face's logit. Raises ValueError for an input that is not an
+        image, or in which no face was found (faces="never" scores whole images)."""
+        if isinstance(images, np.ndarray) and images.ndim == 4:  # a stacked batch
+            images = list(images)
+        elif images is None or is_single_source(images):
+            images = [images]
+        items = []
+        for index, image in enumerate(images):
+            if not isinstance(image, np.ndarray) and not is_pil_image(image):
+                raise ValueError(
+                    f"image {index}: predict_proba takes decoded RGB arrays or PIL images, got "
+                    f"{type(image).__name__}; use predict() for files and bytes"
+                )
+            items += expand_sources(image)
+        prepared = [prepare(item, self.spec, faces) for item in items]
+        for index, one in enumerate(prepared):
+            if one.error or not one.regions.crops:
+                raise ValueError(f"image {index}: {one.error or one.regions.note}")
+        logits = score_crops(
+            self.engine, self.spec, [c for p in prepared for c in p.regions.crops], batch_size
+        )
+        counts = [len(p.regions.crops) for p in prepared]
+        return np.array([part.max() for part in split_back(logits, counts)], dtype=np.float32)
+
+    def predict_proba(
+        self, images: Any, *, faces: FacesMode = "auto", batch_size: int = DEFAULT_BATCH_SIZE
+    ) -> np.ndarray:
+        """(n, 2) probabilities in the order of `classes_` (real, fake), calibrated by the model's temperature."""
+        fake = self.spec.probability(self.decision_function(images, faces=faces, batch_size=batch_size))
+        return np.stack([1.0 - fake, fake], axis=1)
+
+    def predict_logits(self, crops: Sequence[np.ndarray], batch_size: int = DEFAULT_BATCH_SIZE) -> np.ndarray:
+        """Raw fake-logits for regions already cut (RGB uint8 arrays, resized to the model's input size)."""
         size = self.spec.img_size
-        out: list[np.ndarray] = []
-        for start in range(0, len(images), batch_size):
-            chunk = [resize_image(np.asarray(img), size) for img in images[start : start + batch_size]]
-            out.append(self.engine.logits(preprocess_batch(chunk, self.spec)))
-        return np.concatenate(out) if out else np.zeros(0, dtype=np.float32)
+        return score_crops(
+            self.engine, self.spec, [resize_image(as_rgb_array(c), size) for c in crops], batch_size
+        )
 
-    def predict_proba(self, images: Sequence[np.ndarray], batch_size: int = 64) -> np.ndarray:
-        """Calibrated probability of fake for each RGB uint8 array."""
-        return self.spec.probability(self.predict_logits(images, batch_size=batch_size))
+    def prob_fake(self, crops: Sequence[np.ndarray], batch_size: int = DEFAULT_BATCH_SIZE) -> np.ndarray:
+        """Calibrated probability of fake for regions already cut (see predict_logits)."""
+        return self.spec.probability(self.predict_logits(crops, batch_size=batch_size))
 
-    # ------------------------------------------------------------------ files
+    # ------------------------------------------------------------------ any source
     def predict(
         self,
-        inputs: Iterable[str | Path],
+        sources: Any,
         *,
         faces: FacesMode = "auto",
-        batch_size: int = 64,
+        batch_size: int = DEFAULT_BATCH_SIZE,
         workers: int = 2,
         heatmap_dir: str | Path | None = None,
         progress: bool = False,
         video: VideoOptions | None = None,
     ) -> list[Prediction]:
-        """Score image and video files; one Prediction per input, in input order, errors included as rows.
+        """Score any mix of sources; one Prediction per image or video, in order, errors as rows.
 
-        faces="never" scores each whole image; "always" detects faces and scores each crop;
-        "auto" treats small square-ish images as face crops already (see faces.looks_like_face_crop)
-        and detects faces in everything else. With heatmap_dir, Grad-CAM overlays per face and an
-        index.html page are written there (needs PyTorch).
+        Sources: a path, folder (searched recursively), glob, `bytes`, RGB numpy array, PIL image or
+        video path, or a list of them. Faces are cut by the model's crop spec (data/crop.py):
+        faces="never" scores each whole image; "always" scores every detected face; "auto" is
+        "always", except that a small square-ish image with no face found is scored whole.
+        With heatmap_dir, Grad-CAM overlays per face and an index.html page are written there.
 
         A video (mp4, mov, avi, webm, mkv) gives one VideoPrediction: frames sampled as `video`
-        says (default 32, uniformly), faces tracked, one verdict (see inference/video_scoring.py);
+        says (default 32, uniformly), faces tracked, one verdict (see inference/video/scoring.py);
         its contact sheet and timeline PNGs go to video.out_dir, else heatmap_dir, when set.
         """
-        inputs = list(inputs)
+        items = expand_sources(sources)
         results: list[Prediction] = []
-        bar = _progress_bar(len(inputs)) if progress else None
+        bar = _progress_bar(len(items)) if progress else None
         for chunk in self.iter_predict(
-            inputs, faces=faces, batch_size=batch_size, workers=workers, heatmap_dir=heatmap_dir, video=video
+            items, faces=faces, batch_size=batch_size, workers=workers, heatmap_dir=heatmap_dir, video=video
         ):
             results.extend(chunk)
             if bar is not None:
@@ -166,34 +208,39 @@ class Detector:
 
     def iter_predict(
         self,
-        inputs: Iterable[str | Path],
+        sources: Any,
         *,
         faces: FacesMode = "auto",
-        batch_size: int = 64,
+        batch_size: int = DEFAULT_BATCH_SIZE,
         workers: int = 2,
         heatmap_dir: str | Path | None = None,
         video: VideoOptions | None = None,
     ) -> Iterator[list[Prediction]]:
         """Like `predict`, yielding the predictions batch by batch (to write and flush as they come)."""
-        if faces not in ("auto", "always", "never"):
+        if faces not in FACES_MODES:
             raise ValueError(f"faces must be auto, always or never, got {faces!r}")
-        keep_images = heatmap_dir is not None
+        items = sources if _all_items(sources) else expand_sources(sources)
         explainer = None
         if heatmap_dir is not None:
             from deepfake_detector.inference.heatmap import HeatmapWriter
 
             explainer = HeatmapWriter(self.torch_model(), self.spec, heatmap_dir)
-        prepare = self._region_maker(faces, keep_images)
+        keep = explainer is not None
+
+        def one(item: Item) -> Prepared:
+            return prepare(item, self.spec, faces, keep_image=keep)
+
         try:
-            for is_video, group in groupby(inputs, key=is_video_path):
+            for is_video, group in groupby(items, key=lambda item: item.kind == "video"):
                 if is_video:  # one row per video, scored frame by frame
+                    paths = [item.name for item in group]
                     yield from self._iter_videos(
-                        group, video, faces, batch_size, workers, explainer, heatmap_dir
+                        paths, video, faces, batch_size, workers, explainer, heatmap_dir
                     )
                     continue
-                items = iter_mapped(group, prepare, workers=workers)
-                for batch in batched((regions for _, regions in items), batch_size):
-                    predictions = self._score(batch, batch_size)  # type: ignore[arg-type]
+                prepared = iter_mapped(group, one, workers=workers)
+                for batch in batched((p for _, p in prepared), batch_size):
+                    predictions = score_prepared(self.engine, self.spec, batch, batch_size)  # type: ignore[arg-type]
                     if explainer is not None:
                         explainer.add(batch, predictions)  # type: ignore[arg-type]
                     yield predictions
@@ -213,7 +260,7 @@ class Detector:
     ) -> Iterator[list[Prediction]]:
         from dataclasses import replace
 
-        from deepfake_detector.inference.video_scoring import VideoOptions, predict_video_file
+        from deepfake_detector.inference.video.scoring import VideoOptions, predict_video_file
 
         options = video or VideoOptions()
         if options.out_dir is None and heatmap_dir is not None:
@@ -232,50 +279,6 @@ class Detector:
                     grad_cam=grad_cam,
                 )
             ]
-
-    def _region_maker(self, faces: FacesMode, keep_images: bool) -> Callable[[str | Path], _Regions]:
-        size = self.spec.img_size
-        margin = float(self.spec.face_margin)
-
-        def prepare(source: str | Path) -> _Regions:
-            path = str(source)
-            try:
-                return _prepare(path, size, margin, faces, keep_images)
-            except UnreadableImage as exc:
-                return _Regions(path, error=exc.reason)
-            except Exception as exc:  # one odd file must never stop a run over thousands
-                return _Regions(path, error=f"cannot process ({type(exc).__name__}: {exc})")
-
-        return prepare
-
-    def _score(self, batch: list[_Regions], batch_size: int) -> list[Prediction]:
-        crops = [crop for regions in batch for crop in regions.crops]
-        probs = np.zeros(0)
-        if crops:
-            logits = np.concatenate(
-                [
-                    self.engine.logits(preprocess_batch(crops[i : i + batch_size], self.spec))
-                    for i in range(0, len(crops), batch_size)
-                ]
-            )
-            probs = self.spec.probability(logits)
-        threshold = float(self.spec.threshold)
-        out: list[Prediction] = []
-        cursor = 0
-        for regions in batch:
-            face_probs = probs[cursor : cursor + len(regions.crops)]
-            cursor += len(regions.crops)
-            face_results = [
-                FaceResult(box=box, prob_fake=float(p), label=label_for(float(p), threshold))
-                for box, p in zip(regions.boxes, face_probs, strict=True)
-            ]
-            if face_results:
-                top = max(face.prob_fake for face in face_results)
-                label = label_for(top, threshold)
-                out.append(Prediction(regions.path, label, top, threshold, face_results, note=regions.note))
-            else:
-                out.append(Prediction(regions.path, "", None, threshold, [], regions.error, regions.note))
-        return out
 
     # ------------------------------------------------------------------ torch-only extras
     def torch_model(self) -> Any:
@@ -296,24 +299,43 @@ class Detector:
         out_dir: str | Path,
         split: str | None = None,
         robustness: bool = False,
+        *,
+        faces: FacesMode | None = None,
         **options: Any,
     ) -> dict[str, dict[str, Any]]:
-        """Metrics, plots and report.html for each dataset (see evaluation.evaluate_datasets)."""
-        from deepfake_detector.evaluation import evaluate_datasets
-        from deepfake_detector.inference.batching import iter_decoded
+        """Metrics, plots and report.html for each dataset (see evaluation.evaluate_datasets).
 
-        options.setdefault("decode", iter_decoded)
+        Every image is cut as `predict` cuts it (the model's crop spec; faces default "auto") and
+        scored by its largest face; images with no face found are scored whole and counted."""
+        from deepfake_detector.evaluation import evaluate_datasets
+
+        options.setdefault("decode", region_decoder(self.spec, faces or "auto"))
         options.setdefault("model_ref", str(self.folder or ""))
         return evaluate_datasets(self, datasets, out_dir, split, robustness, **options)
 
     @classmethod
     def train(
-        cls, data: str | Path, preset: str = "default", out: str | Path = "runs/latest", **options: Any
-    ) -> Detector:
-        """Train a preset on a dataset (see training.train) and return the trained model as a Detector."""
+        cls,
+        data: str | Path | Sequence[str | Path] | None,
+        preset: str = "default",
+        out: str | Path = "runs/latest",
+        **options: Any,
+    ) -> Detector | None:
+        """Train a preset on a dataset (see training.train) and return the trained model as a Detector.
+
+        data=None is for resume=True (the run's recorded dataset). Under DDP every rank runs this,
+        but only global rank 0 calibrates and saves the model: the other ranks return None.
+        """
         from deepfake_detector.training import train
 
-        result = train(str(data), preset=preset, out=out, **options)
+        sources = (
+            None if data is None else [str(d) for d in ([data] if isinstance(data, str | Path) else data)]
+        )
+        result = train(
+            sources[0] if sources and len(sources) == 1 else sources, preset=preset, out=out, **options
+        )
+        if result.global_rank != 0:
+            return None
         return cls.load(result.run_dir)
 
     def export(
@@ -322,10 +344,12 @@ class Detector:
         format: str = "onnx",
         int8: bool = False,
         calibration_images: Sequence[str | Path] | str | Path | None = None,
+        on_int8_report: Callable[[Any], None] | None = None,
     ) -> Path:
         """Export to ONNX (model.onnx beside model.json by default); int8 also writes model.int8.onnx.
 
-        Returns the path of the file written last (the int8 model when int8=True).
+        Returns the path of the file written last (the int8 model when int8=True); `on_int8_report`
+        receives the int8 model's QuantReport (agreement and accuracy against fp32).
         """
         if format != "onnx":
             raise ValueError(f"unsupported export format {format!r} (only onnx)")
@@ -337,6 +361,8 @@ class Detector:
         if not int8:
             return fp32
         report = quantize_int8(fp32, self.spec, calibration_images, model_folder=self.folder)
+        if on_int8_report is not None:
+            on_int8_report(report)
         return report.path
 
 
@@ -347,27 +373,27 @@ def _exported_file(folder: Path) -> Path:
     return folder / ONNX_FILES[0]
 
 
-def _prepare(path: str, size: int, margin: float, faces: FacesMode, keep_images: bool) -> _Regions:
-    """Decode one file and cut the regions to score (runs in a worker thread)."""
-    from deepfake_detector.inference import faces as face_finder
+def region_decoder(spec: ModelSpec, faces: FacesMode) -> Callable[..., Iterator[tuple[int, Any]]]:
+    """An evaluation decoder: (index, the image's region as training cut it, or UnreadableImage)."""
+    from deepfake_detector.data.crop import dataset_region
+    from deepfake_detector.data.images import UnreadableImage, load_image
 
-    info = read_image_info(path)
-    width, height = info.width, info.height
-    if info.orientation in _ROTATED_ORIENTATIONS:
-        width, height = height, width
-    whole_box = (0, 0, width, height)
-    if faces == "never" or (faces == "auto" and face_finder.looks_like_face_crop(width, height)):
-        # Decoded straight at the model's size (DCT-scaled for JPEGs), exactly as the training loader does.
-        crop = load_image(path, size=size)
-        note = "whole image" if faces == "never" else "face crop (detection skipped)"
-        return _Regions(path, [crop], [whole_box], note, image=load_image(path) if keep_images else None)
-    image = load_image(path)
-    boxes = face_finder.detect_faces(image)
-    if not boxes:
-        return _Regions(path, note="no face found", image=image if keep_images else None)
-    crops = [face_finder.crop_face(image, box, margin, size) for box in boxes]
-    note = f"{len(boxes)} faces detected" if len(boxes) > 1 else "1 face detected"
-    return _Regions(path, crops, boxes, note, image=image if keep_images else None)
+    def one(path: str) -> Any:
+        try:
+            return dataset_region(load_image(path), spec.crop_spec, int(spec.img_size), faces)[0]
+        except UnreadableImage as exc:
+            return exc
+        except Exception as exc:  # one odd file must not stop an evaluation of thousands
+            return UnreadableImage(path, f"cannot process ({type(exc).__name__}: {exc})")
+
+    def decode(paths: Sequence[str], size: int, workers: int = 2) -> Iterator[tuple[int, Any]]:
+        yield from iter_mapped(paths, one, workers=workers)
+
+    return decode
+
+
+def _all_items(sources: Any) -> bool:
+    return isinstance(sources, list) and all(isinstance(item, Item) for item in sources)
 
 
 def _progress_bar(total: int) -> Callable[..., None]:

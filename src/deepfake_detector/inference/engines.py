@@ -12,11 +12,14 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from deepfake_detector.fileio import sha256_file
 from deepfake_detector.spec import ModelSpec
 
 DEFAULT_ORT_THREADS = 2
 ONNX_INPUT = "input"
 ONNX_OUTPUT = "logit"
+# The model.json fields holding the SHA-256 of the exports it vouches for (written by `export`).
+ONNX_HASH_FIELDS = ("onnx_sha256", "int8_onnx_sha256")
 
 
 class Engine(Protocol):
@@ -24,6 +27,19 @@ class Engine(Protocol):
     spec: ModelSpec
 
     def logits(self, batch: np.ndarray) -> np.ndarray: ...
+
+
+def max_threads() -> int:
+    """The most threads (or worker processes) a command may ask for: 4 per core, at least 16.
+    Far more than that only costs memory, and torch.set_num_threads(100000) crashes the process."""
+    return max(16, 4 * (os.cpu_count() or 1))
+
+
+def check_threads(threads: int | None) -> int | None:
+    """`threads` if it is None or 1 to max_threads(); else ValueError saying the bounds."""
+    if threads is not None and not 1 <= int(threads) <= max_threads():
+        raise ValueError(f"--threads must be 1 to {max_threads()} (4 per core here), got {threads}")
+    return threads
 
 
 class ModelMismatch(ValueError):
@@ -38,7 +54,7 @@ class TorchEngine:
     def __init__(self, model: Any, spec: ModelSpec, threads: int | None = None, device: str = "cpu"):
         import torch
 
-        if threads:
+        if check_threads(threads):
             torch.set_num_threads(int(threads))
         self.torch = torch
         self.spec = spec
@@ -91,8 +107,9 @@ class OnnxEngine:
         self.path = Path(onnx_path)
         self.spec = spec
         check_onnx_file(self.path)
+        check_onnx_hash(self.path, spec)
         options = ort.SessionOptions()
-        options.intra_op_num_threads = int(threads or DEFAULT_ORT_THREADS)
+        options.intra_op_num_threads = int(check_threads(threads) or DEFAULT_ORT_THREADS)
         options.inter_op_num_threads = 1
         options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
@@ -127,6 +144,22 @@ class OnnxEngine:
         x = np.ascontiguousarray(batch, dtype=np.float32)
         (out,) = self.session.run(None, {self.input_name: x})
         return np.asarray(out, dtype=np.float32).reshape(-1)
+
+
+def check_onnx_hash(path: Path, spec: ModelSpec) -> None:
+    """Refuse an .onnx file that is none of the exports model.json records by SHA-256 (another
+    model's file, even with its metadata stripped). A model.json from before these hashes has none:
+    nothing to check then."""
+    expected = {str(getattr(spec, name, "") or "") for name in ONNX_HASH_FIELDS} - {""}
+    if not expected:
+        return
+    actual = sha256_file(path)
+    if actual not in expected:
+        raise ModelMismatch(
+            f"{path}: not the ONNX export model.json records (SHA-256 {actual[:12]}..., model.json "
+            f"expects {' or '.join(h[:12] + '...' for h in sorted(expected))}); "
+            "re-run `deepfake-detector export` for this model"
+        )
 
 
 def check_onnx_file(path: Path) -> None:

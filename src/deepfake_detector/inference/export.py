@@ -2,12 +2,16 @@
 
 ONNX layout: input "input" float32 NCHW (dynamic batch), output "logit" (N, 1), opset 17, written
 by the TorchScript exporter (dynamo=False). The file records the weights' SHA-256 so a stale
-export next to retrained weights is refused at load time.
+export next to retrained weights is refused at load time, and model.json records the export's
+SHA-256 (`onnx_sha256`, `int8_onnx_sha256`) so that any other .onnx put in its place is refused too,
+even with its metadata stripped.
 """
 
 from __future__ import annotations
 
 import contextlib
+import copy
+import hashlib
 import io
 import json
 import tempfile
@@ -20,8 +24,8 @@ from typing import Any
 import numpy as np
 
 from deepfake_detector.data.images import IMAGE_EXTENSIONS, UnreadableImage, load_image
-from deepfake_detector.fileio import atomic_write_bytes
-from deepfake_detector.inference.engines import ONNX_INPUT, ONNX_OUTPUT, OnnxEngine
+from deepfake_detector.fileio import atomic_write_bytes, atomic_write_text
+from deepfake_detector.inference.engines import ONNX_HASH_FIELDS, ONNX_INPUT, ONNX_OUTPUT, OnnxEngine
 from deepfake_detector.locate import model_dir
 from deepfake_detector.spec import ModelSpec, preprocess_batch
 
@@ -63,10 +67,39 @@ def export_onnx(model_ref: str | Path, out_path: str | Path | None = None, *, ve
     proto = onnx.load_from_string(buffer.getvalue())
     _set_metadata(proto, spec)
     onnx.checker.check_model(proto)
-    atomic_write_bytes(out, proto.SerializeToString())
+    data = proto.SerializeToString()
+    atomic_write_bytes(out, data)
+    record_export_hash(folder, out, data, spec, "onnx_sha256")
     if verify:
         verify_against_torch(model, out, spec)
     return out
+
+
+def record_export_hash(folder: Path, out: Path, data: bytes, spec: ModelSpec, field: str) -> None:
+    """Write the export's SHA-256 into `field` of folder/model.json (atomically, other fields kept
+    as they are) and of `spec`, when the export sits beside that model.json: the only place where
+    it is used with it. An export written elsewhere is left unrecorded."""
+    spec_path = folder / "model.json"
+    if not spec_path.is_file() or out.resolve().parent != folder.resolve():
+        return
+    digest = hashlib.sha256(data).hexdigest()
+    try:
+        recorded = json.loads(spec_path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise ExportError(f"{spec_path}: cannot record the export's SHA-256 ({exc})") from exc
+    recorded[field] = digest
+    atomic_write_text(spec_path, json.dumps(recorded, indent=2, sort_keys=True) + "\n")
+    setattr(spec, field, digest)
+
+
+def _unchecked(spec: ModelSpec) -> ModelSpec:
+    """A copy of `spec` without recorded export hashes: to run a file just written here, wherever it
+    was written (the hash check is for files found beside model.json)."""
+    spec = copy.copy(spec)
+    for name in ONNX_HASH_FIELDS:
+        if hasattr(spec, name):
+            setattr(spec, name, "")
+    return spec
 
 
 def _set_metadata(proto: Any, spec: ModelSpec) -> None:
@@ -93,7 +126,7 @@ def verify_against_torch(model: Any, onnx_path: Path, spec: ModelSpec, n: int = 
     batch = preprocess_batch(images, spec)
     with torch.inference_mode():
         expected = model(torch.from_numpy(batch)).reshape(-1).numpy()
-    got = OnnxEngine(onnx_path, spec, threads=1).logits(batch)
+    got = OnnxEngine(onnx_path, _unchecked(spec), threads=1).logits(batch)
     diff = float(np.max(np.abs(expected - got)))
     scale = max(1.0, float(np.max(np.abs(expected))))
     if diff > VERIFY_ATOL * scale:
@@ -167,10 +200,12 @@ def quantize_int8(
         proto = onnx.load(str(quantized))
     _set_metadata(proto, spec)
     onnx.checker.check_model(proto)
-    atomic_write_bytes(out, proto.SerializeToString())
+    data = proto.SerializeToString()
+    atomic_write_bytes(out, data)
+    record_export_hash(folder, out, data, spec, "int8_onnx_sha256")
 
-    prob32 = spec.probability(OnnxEngine(fp32_path, spec).logits(batch))
-    prob8 = spec.probability(OnnxEngine(out, spec).logits(batch))
+    prob32 = spec.probability(OnnxEngine(fp32_path, _unchecked(spec)).logits(batch))
+    prob8 = spec.probability(OnnxEngine(out, _unchecked(spec)).logits(batch))
     fake32, fake8 = prob32 >= spec.threshold, prob8 >= spec.threshold
     acc32 = acc8 = None
     if labels is not None:

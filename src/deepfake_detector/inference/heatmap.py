@@ -100,8 +100,9 @@ class HeatmapWriter:
         self.count = 0
 
     def add(self, batch: list[Any], predictions: list[Prediction]) -> None:
-        """Explain one scored batch (the detector's regions and their predictions, in the same order)."""
-        for regions, prediction in zip(batch, predictions, strict=True):
+        """Explain one scored batch (pipeline.Prepared images and their predictions, in the same order)."""
+        for prepared, prediction in zip(batch, predictions, strict=True):
+            regions = prepared.regions
             index = self.count
             self.count += 1
             entry = _PageEntry(prediction)
@@ -119,9 +120,9 @@ class HeatmapWriter:
                     if len(self.entries) < MAX_PAGE_IMAGES:
                         entry.faces.append((_data_uri(_encode(crop, ".png"), "png"), _data_uri(png, "png")))
             if len(self.entries) < MAX_PAGE_IMAGES:
-                if regions.image is not None:
+                if prepared.image is not None:
                     entry.image_uri = _data_uri(
-                        _encode(_with_boxes(regions.image, prediction), ".jpg"), "jpeg"
+                        _encode(_with_boxes(prepared.image, prediction), ".jpg"), "jpeg"
                     )
                 self.entries.append(entry)
 

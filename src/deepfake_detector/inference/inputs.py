@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import TextIO
 
 from deepfake_detector.data.images import is_image_path
-from deepfake_detector.inference.video import is_video_path
+from deepfake_detector.inference.video.frames import is_video_path
 
 _GLOB_CHARS = set("*?[")
 

@@ -1,24 +1,34 @@
-"""Model zoo: `create_model(name)` over a decorator registry, and safe model bundles on disk."""
+"""Model zoo: `create_model(name)` over a decorator registry, and safe model bundles on disk.
 
-from deepfake_detector.models.bundle import InvalidModelFile, load_bundle, save_bundle
-from deepfake_detector.models.registry import (
-    count_parameters,
-    create_model,
-    list_models,
-    model_info,
-    register_model,
-)
-from deepfake_detector.models.weights import UntrustedWeights, load_state_dict_file
+The names below are imported on first use (PEP 562), so torch-free subpackages such as
+`deepfake_detector.models.clip` can be imported by a slim install without pulling in torch.
+"""
 
-__all__ = [
-    "InvalidModelFile",
-    "UntrustedWeights",
-    "count_parameters",
-    "create_model",
-    "list_models",
-    "load_bundle",
-    "load_state_dict_file",
-    "model_info",
-    "register_model",
-    "save_bundle",
-]
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "InvalidModelFile": "bundle",
+    "load_bundle": "bundle",
+    "save_bundle": "bundle",
+    "count_parameters": "registry",
+    "create_model": "registry",
+    "list_models": "registry",
+    "model_info": "registry",
+    "register_model": "registry",
+    "UntrustedWeights": "weights",
+    "load_state_dict_file": "weights",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value
+    return value

@@ -9,7 +9,7 @@ import torch
 import torch.nn as nn
 from safetensors.torch import save as save_safetensors
 
-from deepfake_detector.fileio import atomic_write_bytes
+from deepfake_detector.fileio import atomic_write_bytes, sha256_file
 from deepfake_detector.locate import locate_model
 from deepfake_detector.models.registry import create_model
 from deepfake_detector.models.weights import load_state_dict_file
@@ -21,14 +21,6 @@ SPEC_FILE = "model.json"
 
 class InvalidModelFile(ValueError):
     """Weights that do not match their spec or architecture; names the file and what is wrong."""
-
-
-def sha256_file(path: str | Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def save_bundle(model: nn.Module, spec: ModelSpec, out_dir: str | Path) -> Path:

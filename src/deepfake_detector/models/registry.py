@@ -45,9 +45,19 @@ def register_model(
     return decorator
 
 
-def list_models() -> list[str]:
+def list_models(pattern: str | None = None, include_timm: bool = True) -> list[str]:
+    """Registered model names matching a shell-style pattern (all when None), then, as timm's
+    `list_models` does, every timm architecture that matches it, spelled `timm:<name>`."""
+    import fnmatch
+
     _import_families()
-    return sorted(_REGISTRY)
+    names = sorted(n for n in _REGISTRY if pattern is None or fnmatch.fnmatch(n, pattern))
+    if include_timm and pattern is not None:
+        import timm
+
+        bare = pattern.removeprefix("timm:")
+        names += [f"timm:{n}" for n in timm.list_models(bare)]
+    return names
 
 
 def model_info(name: str) -> ModelInfo:
@@ -89,3 +99,4 @@ def _import_families() -> None:
         mobilenet,
         seed_cnn,
     )
+    from deepfake_detector.models.clip import torch_vit  # noqa: F401

@@ -8,7 +8,7 @@ load the model once and stay up for the whole job.
 Sources: a local folder (searched recursively), a manifest (.csv or .parquet with a `path` column;
 relative paths are relative to the manifest's folder, as in `data.manifest`), one image file, or a
 URI that fsspec can open (s3://bucket/prefix/, gs://..., file:///...), a folder or a manifest.
-Remote objects are fetched by the actor that scores them into a temporary folder, so workers need
+Remote objects are fetched into memory by the actor that scores them, so workers need
 read access to the store, not a shared file system.
 """
 
@@ -20,16 +20,17 @@ import posixpath
 import tempfile
 import time
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from deepfake_detector.data.images import is_image_path
+from deepfake_detector.data.images import UnreadableFile, check_regular_file, is_image_path
 from deepfake_detector.fileio import printable
 from deepfake_detector.inference.inputs import folder_images
+from deepfake_detector.inference.pipeline import Item
 from deepfake_detector.inference.results import Prediction
 
 ENGINES = ("local", "ray")
@@ -70,7 +71,7 @@ def list_source(source: str) -> list[str]:
         paths = _list_uri(source)
     elif os.path.isdir(source):
         paths = folder_images(source)
-    elif os.path.isfile(source):
+    elif os.path.exists(source):  # a FIFO or device too: the loader refuses it, in its row
         paths = [source]
     else:
         raise SourceError(f"{source}: no such folder, manifest (.csv/.parquet) or image file")
@@ -90,6 +91,7 @@ def _read_manifest(source: str) -> list[str]:
                 data = fh.read()
             reader = pa.BufferReader(data)
         else:
+            check_regular_file(source, None, what="a manifest")  # a FIFO or device would hang the read
             reader = source  # type: ignore[assignment]
         if source.lower().endswith(".parquet"):
             table = pq.read_table(reader)
@@ -99,6 +101,9 @@ def _read_manifest(source: str) -> list[str]:
             )
     except FileNotFoundError as exc:
         raise SourceError(f"{source}: manifest not found") from exc
+    except UnreadableFile as exc:  # not a regular file
+        reason = "not found" if exc.reason == "file not found" else exc.reason
+        raise SourceError(f"{source}: manifest {reason}") from exc
     except (pa.ArrowInvalid, OSError) as exc:
         raise SourceError(f"{source}: cannot read this manifest ({exc})") from exc
     if "path" not in table.column_names:
@@ -148,7 +153,7 @@ class BatchScorer:
 
     Ray Data builds one per actor (so the model is loaded once per actor, not per batch); the local
     engine builds one. Relative local paths are read against `cwd` (the driver's folder, which a
-    Ray worker does not share) and reported as given; URIs are fetched into a temporary folder.
+    Ray worker does not share) and reported as given; URIs are fetched into memory.
     """
 
     def __init__(
@@ -177,33 +182,23 @@ class BatchScorer:
         return predictions_table(self.score([os.fsdecode(p) for p in batch.column("path").to_pylist()]))
 
     def score(self, paths: list[str]) -> list[Prediction]:
-        with tempfile.TemporaryDirectory(prefix="dfd-fetch-") as staging:
-            readable, failed = self._local_copies(paths, staging)
-            order = [i for i in range(len(paths)) if i not in failed]
-            scored = self.detector.predict(
-                [readable[i] for i in order],
-                faces=self.faces,  # type: ignore[arg-type]
-                batch_size=self.batch_size,
-                workers=self.workers,
-            )
-        threshold = float(self.detector.spec.threshold)
-        out: list[Prediction] = [
-            Prediction(path, "", None, threshold, error=failed.get(i, "")) for i, path in enumerate(paths)
-        ]
-        for i, prediction in zip(order, scored, strict=True):
-            out[i] = replace(prediction, path=paths[i])
-        return out
+        """One Prediction per path, in order: local files read in place, remote objects fetched
+        into memory and scored as bytes (no temporary files), through Detector.iter_predict."""
+        items = self._items(paths)
+        scored: list[Prediction] = []
+        for chunk in self.detector.iter_predict(
+            items,
+            faces=self.faces,  # type: ignore[arg-type]
+            batch_size=self.batch_size,
+            workers=self.workers,
+        ):
+            scored.extend(chunk)
+        return scored
 
-    def _local_copies(self, paths: list[str], staging: str) -> tuple[dict[int, str], dict[int, str]]:
-        """Index -> a file the detector can open, and index -> why a URI could not be fetched."""
-        readable: dict[int, str] = {}
-        remote: dict[int, str] = {}
-        for i, path in enumerate(paths):
-            if is_uri(path):
-                remote[i] = path
-            else:
-                readable[i] = os.path.join(self.cwd, path)
-        failed: dict[int, str] = {}
+    def _items(self, paths: list[str]) -> list[Item]:
+        """An Item per path named as given: a local file (read against cwd) or a fetched object's bytes."""
+        items = [Item(path, "image", os.path.join(self.cwd, path)) for path in paths]
+        remote = {i: path for i, path in enumerate(paths) if is_uri(path)}
         if remote:
             import fsspec
 
@@ -213,15 +208,14 @@ class BatchScorer:
             blobs = fs.cat(list(keys.values()), on_error="return")
             for i, uri in remote.items():
                 blob = blobs.get(keys[i])
-                if isinstance(blob, (bytes, bytearray)):
-                    local = os.path.join(staging, f"{i}{Path(uri).suffix.lower()}")
-                    with open(local, "wb") as fh:
-                        fh.write(blob)
-                    readable[i] = local
+                if isinstance(blob, bytes | bytearray):
+                    items[i] = Item(uri, "image", bytes(blob))
                 else:
                     missing = isinstance(blob, FileNotFoundError)
-                    failed[i] = "object not found" if missing else f"cannot fetch ({blob})"
-        return readable, failed
+                    items[i] = Item(
+                        uri, "error", error="object not found" if missing else f"cannot fetch ({blob})"
+                    )
+        return items
 
 
 # ---------------------------------------------------------------------------------------------- output

@@ -18,6 +18,8 @@ from typing import Any
 
 from starlette.requests import ClientDisconnect
 
+from deepfake_detector.inference.engines import max_threads
+
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
@@ -57,7 +59,7 @@ class ServiceLimits:
             "queue_size": self.queue_size >= 1,
             "timeout_s": self.timeout_s > 0,
             "upload_timeout_s": self.upload_timeout_s > 0,
-            "threads": self.threads >= 1,
+            "threads": 1 <= self.threads <= max_threads(),  # 4 per core at most
             "max_video_mb": self.max_video_mb > 0,
             "max_video_s": self.max_video_s > 0,
             "video_frames": 1 <= self.video_frames <= self.max_video_frames,

@@ -71,11 +71,6 @@ def uvicorn_log_config(level: str = "info") -> dict[str, Any]:
     }
 
 
-def request_id_of(scope: Scope) -> str:
-    """The id RequestLogMiddleware gave this request."""
-    return str(scope.get("state", {}).get("request_id", ""))
-
-
 class RequestLogMiddleware:
     """Outermost layer: gives each request an id, logs one JSON line when it ends, and turns an
     unexpected exception into a JSON 500 that still carries the id (instead of a bare traceback)."""

@@ -84,7 +84,7 @@ async def model_info(request: Request) -> dict[str, Any]:
         "temperature": float(spec.temperature),
         "input_size": int(spec.img_size),
         "class_names": list(spec.class_names),
-        "face_margin": float(spec.face_margin),
+        "crop": spec.crop_spec.to_dict(),
         "data_hash": spec.data_hash,
         "trained_on": list(spec.trained_on),
         "weights_sha256": spec.weights_sha256,

@@ -67,7 +67,7 @@ class ModelOut(BaseModel):
     temperature: float
     input_size: int
     class_names: list[str]
-    face_margin: float
+    crop: dict[str, Any]  # how faces are cut (data/crop.py CropSpec)
     data_hash: str
     trained_on: list[str]
     weights_sha256: str

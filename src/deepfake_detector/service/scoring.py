@@ -1,11 +1,9 @@
 """Scoring uploaded image bytes: decode, find faces, score, and (on request) explain with Grad-CAM.
 
-`Detector.predict` takes file paths and uploads live only in memory, so this applies the same
-per-image policy to bytes with the Detector's public pieces: `read_image_info`/`load_image` on
-bytes, `faces.looks_like_face_crop`/`detect_faces`/`crop_face`, `Detector.predict_proba`, and the
-heatmap module. A face crop is decoded straight at the model's input size exactly as on the CLI
-path, so the service and `deepfake-detector predict` give the same probability for the same file.
-Runs on the inference pool's threads.
+Uploads go through the same pipeline as `Detector.predict` (inference/pipeline.py: `prepare` cuts
+the regions by the model's crop spec, `score_prepared` scores them), so the service and
+`deepfake-detector predict` give the same probability for the same file. Runs on the inference
+pool's threads.
 """
 
 from __future__ import annotations
@@ -14,18 +12,19 @@ import base64
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 
-from deepfake_detector.data.images import ImageInfo, UnreadableImage, load_image, read_image_info
-from deepfake_detector.inference import faces as face_finder
+from deepfake_detector.data.crop import FacesMode
+from deepfake_detector.data.faces import detect_faces
+from deepfake_detector.data.images import ImageInfo, UnreadableImage, read_image_info
 from deepfake_detector.inference.detector import Detector
-from deepfake_detector.inference.results import FaceResult, Prediction, label_for
-from deepfake_detector.inference.video import looks_like_video
+from deepfake_detector.inference.pipeline import Item, Prepared, prepare, score_prepared
+from deepfake_detector.inference.results import Prediction
+from deepfake_detector.inference.video.frames import looks_like_video
 from deepfake_detector.service.uploads import Upload
 
-FacesMode = Literal["auto", "always", "never"]
 ROTATED_ORIENTATIONS = frozenset({5, 6, 7, 8})  # EXIF orientations that swap width and height
 
 
@@ -41,9 +40,7 @@ class ScoredUpload:
     heatmaps: list[str | None] = field(default_factory=list)  # base64 PNG per face
     heatmap_error: str = ""
     timing_ms: dict[str, float] = field(default_factory=dict)
-    crops: list[np.ndarray] = field(default_factory=list)
-    boxes: list[tuple[int, int, int, int]] = field(default_factory=list)
-    note: str = ""
+    prepared: Prepared | None = None  # decoded regions, dropped once scored
 
     def to_response(self) -> dict[str, Any]:
         """The JSON body for a scored image (the shape of `schemas.PredictionOut`)."""
@@ -84,8 +81,8 @@ class Scorer:
     def warm_up(self) -> None:
         """Run the model and the face finder once so the first request does not pay their start-up."""
         size = self.detector.spec.img_size
-        self.detector.predict_proba([np.zeros((size, size, 3), dtype=np.uint8)])
-        face_finder.detect_faces(np.zeros((64, 64, 3), dtype=np.uint8))
+        self.detector.prob_fake([np.zeros((size, size, 3), dtype=np.uint8)])
+        detect_faces(np.zeros((64, 64, 3), dtype=np.uint8))
 
     def prepare_explainer(self) -> None:
         """Build the Grad-CAM explainer now (importing it takes seconds) instead of in the first
@@ -107,30 +104,21 @@ class Scorer:
     def score(
         self, uploads: list[Upload], faces: FacesMode = "auto", heatmap: bool = False
     ) -> list[ScoredUpload]:
-        """One ScoredUpload per upload, in order; all faces of all images scored in one batch."""
+        """One ScoredUpload per upload, in order; all faces of all images scored in one batch
+        through the same pipeline as `Detector.predict` (inference/pipeline.py)."""
         scored = [self._decode(upload, faces) for upload in uploads]
-        crops = [crop for item in scored for crop in item.crops]
+        usable = [item for item in scored if not item.error]
         started = time.perf_counter()
-        probs = self.detector.predict_proba(crops) if crops else np.zeros(0)
+        spec = self.detector.spec
+        predictions = score_prepared(self.detector.engine, spec, [item.prepared for item in usable])
         inference_ms = (time.perf_counter() - started) * 1000.0
-        threshold = float(self.detector.spec.threshold)
-        cursor = 0
-        for item in scored:
-            if item.error:
-                continue
-            face_probs = [float(p) for p in probs[cursor : cursor + len(item.crops)]]
-            cursor += len(item.crops)
-            results = [
-                FaceResult(box=box, prob_fake=p, label=label_for(p, threshold))
-                for box, p in zip(item.boxes, face_probs, strict=True)
-            ]
-            top = max(face_probs) if face_probs else None
-            label = label_for(top, threshold) if top is not None else ""
-            item.prediction = Prediction(item.filename, label, top, threshold, results, note=item.note)
+        for item, prediction in zip(usable, predictions, strict=True):
+            prediction.path = item.filename
+            item.prediction = prediction
             item.timing_ms["inference"] = inference_ms
             if heatmap:
                 self._explain(item)
-            item.crops = []  # the pixels are not needed past this point
+            item.prepared = None  # the pixels are not needed past this point
         return scored
 
     def _decode(self, upload: Upload, faces: FacesMode) -> ScoredUpload:
@@ -140,33 +128,20 @@ class Scorer:
         if looks_like_video(upload.content_type, upload.data[:64]):
             item.status, item.error = 415, "this is a video: send videos to /v1/predict/video"
             return item
-        size = self.detector.spec.img_size
         started = time.perf_counter()
         try:
-            info = read_image_info(upload.data, max_pixels=self.max_pixels)
-            item.info = info
-            width, height = info.width, info.height
-            if info.orientation in ROTATED_ORIENTATIONS:
-                width, height = height, width
-            if faces == "never" or (faces == "auto" and face_finder.looks_like_face_crop(width, height)):
-                item.crops = [load_image(upload.data, size=size, max_pixels=self.max_pixels)]
-                item.boxes = [(0, 0, width, height)]
-                item.note = "whole image" if faces == "never" else "face crop (detection skipped)"
-                item.timing_ms["decode"] = (time.perf_counter() - started) * 1000.0
-                return item
-            image = load_image(upload.data, max_pixels=self.max_pixels)
-            decoded = time.perf_counter()
-            item.timing_ms["decode"] = (decoded - started) * 1000.0
-            item.boxes = face_finder.detect_faces(image)
-            margin = float(self.detector.spec.face_margin)
-            item.crops = [face_finder.crop_face(image, box, margin, size) for box in item.boxes]
-            item.timing_ms["faces"] = (time.perf_counter() - decoded) * 1000.0
-            count = len(item.boxes)
-            item.note = "no face found" if not count else f"{count} face{'s' if count > 1 else ''} detected"
+            item.info = read_image_info(upload.data, max_pixels=self.max_pixels)
         except UnreadableImage as exc:
             item.status, item.error = 422, exc.reason
+            return item
         except Exception as exc:  # one hostile or odd file must never take the server down
             item.status, item.error = 422, f"cannot process ({type(exc).__name__}: {exc})"
+            return item
+        source = Item(upload.filename, "image", upload.data)
+        item.prepared = prepare(source, self.detector.spec, faces, max_pixels=self.max_pixels)
+        if item.prepared.error:
+            item.status, item.error = 422, item.prepared.error
+        item.timing_ms["decode"] = (time.perf_counter() - started) * 1000.0  # decoding and face finding
         return item
 
     def explain_batch(self, batch: np.ndarray, fake: list[bool]) -> np.ndarray:
@@ -177,8 +152,9 @@ class Scorer:
 
     def _explain(self, item: ScoredUpload) -> None:
         """Base64 Grad-CAM overlays, one per face (needs PyTorch); a failure is reported, not raised."""
-        assert item.prediction is not None
-        if not item.crops:
+        assert item.prediction is not None and item.prepared is not None
+        crops = item.prepared.regions.crops
+        if not crops:
             return
         started = time.perf_counter()
         try:
@@ -188,10 +164,8 @@ class Scorer:
             fake = [face.label == "fake" for face in item.prediction.faces]
             explainer = self._explainer()
             with self._cam_lock:
-                cams = explainer(preprocess_batch(item.crops, self.detector.spec), fake)
-            item.heatmaps = [
-                _png_base64(overlay(crop, cam)) for crop, cam in zip(item.crops, cams, strict=True)
-            ]
+                cams = explainer(preprocess_batch(crops, self.detector.spec), fake)
+            item.heatmaps = [_png_base64(overlay(crop, cam)) for crop, cam in zip(crops, cams, strict=True)]
         except Exception as exc:
             item.heatmap_error = f"heatmap unavailable ({exc})"
         item.timing_ms["heatmap"] = (time.perf_counter() - started) * 1000.0

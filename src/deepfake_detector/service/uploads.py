@@ -10,13 +10,16 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from python_multipart.multipart import MultipartParseError, MultipartParser, parse_options_header
+from python_multipart.exceptions import FormParserError
+from python_multipart.multipart import MultipartParser, parse_options_header
 from starlette.requests import Request
 
 RAW_IMAGE_TYPES = ("image/", "video/", "application/octet-stream")  # videos: /v1/predict/video
 MAX_FILENAME_CHARS = 200
 DEFAULT_FILENAME = "upload"
 _UNSAFE_NAME_CHARS = re.compile(r"[\x00-\x1f\x7f]+")
+MAX_BOUNDARY_CHARS = 70  # RFC 2046: 1 to 70 characters, printable ASCII, not ending in a space
+_BOUNDARY = re.compile(rb"[\x20-\x7e]{0,69}[\x21-\x7e]")
 
 
 class UploadError(Exception):
@@ -61,9 +64,7 @@ async def read_uploads(
     media_type, params = parse_options_header(content_type)
     media = media_type.decode("latin-1").lower()
     if media == "multipart/form-data":
-        boundary = params.get(b"boundary")
-        if not boundary:
-            raise UploadError(400, "multipart/form-data without a boundary")
+        boundary = check_boundary(params.get(b"boundary"))
         uploads = await _read_multipart(request, boundary, field, max_files, max_file_bytes, what)
         if not uploads:
             raise UploadError(422, f"no file in the form: send the {what} in the multipart field '{field}'")
@@ -83,95 +84,104 @@ async def read_uploads(
     raise UploadError(415, f"unsupported content type {media or '(none)'!r}: send {accepted}")
 
 
+def check_boundary(boundary: bytes | None) -> bytes:
+    """The multipart boundary if RFC 2046 allows it; else UploadError 400 saying why."""
+    if not boundary:
+        raise UploadError(400, "multipart/form-data without a boundary")
+    if len(boundary) > MAX_BOUNDARY_CHARS:
+        raise UploadError(
+            400, f"multipart boundary too long: {len(boundary):,} characters, at most {MAX_BOUNDARY_CHARS}"
+        )
+    if not _BOUNDARY.fullmatch(boundary):
+        raise UploadError(400, "invalid multipart boundary: only printable ASCII, not ending in a space")
+    return boundary
+
+
+class _FormReader:
+    """python-multipart callbacks that keep the file parts named `field`, each in memory."""
+
+    def __init__(self, field: str, max_files: int, max_file_bytes: int, what: str):
+        self.field, self.max_files, self.max_file_bytes, self.what = field, max_files, max_file_bytes, what
+        self.uploads: list[Upload] = []
+        self.header_field = bytearray()
+        self.header_value = bytearray()
+        self.headers: dict[str, bytes] = {}
+        self.part: Upload | None = None
+        self.buffer = bytearray()
+        self.too_many = False
+        self.ended = False
+
+    def callbacks(self) -> dict[str, object]:
+        names = ("part_begin", "header_field", "header_value", "header_end", "headers_finished",
+                 "part_data", "part_end", "end")  # fmt: skip
+        return {f"on_{name}": getattr(self, f"on_{name}") for name in names}
+
+    def on_part_begin(self) -> None:
+        self.headers.clear()
+        self.buffer.clear()
+        self.part = None
+
+    def on_header_field(self, data: bytes, start: int, end: int) -> None:
+        self.header_field.extend(data[start:end])
+
+    def on_header_value(self, data: bytes, start: int, end: int) -> None:
+        self.header_value.extend(data[start:end])
+
+    def on_header_end(self) -> None:
+        self.headers[self.header_field.decode("latin-1").lower()] = bytes(self.header_value)
+        self.header_field.clear()
+        self.header_value.clear()
+
+    def on_headers_finished(self) -> None:
+        _, options = parse_options_header(self.headers.get("content-disposition", b""))
+        if options.get(b"name", b"").decode("utf-8", "replace") != self.field or b"filename" not in options:
+            return  # other form fields are skipped, not stored
+        if len(self.uploads) >= self.max_files:
+            self.too_many = True
+            return
+        ctype, _ = parse_options_header(self.headers.get("content-type", b""))
+        name = clean_filename(options[b"filename"].decode("utf-8", "replace"))
+        self.part = Upload(name, ctype.decode("latin-1"))
+
+    def on_part_data(self, data: bytes, start: int, end: int) -> None:
+        if self.part is None or self.part.error:
+            return
+        if len(self.buffer) + (end - start) > self.max_file_bytes:
+            _too_large(self.part, self.max_file_bytes, self.what)
+            self.buffer.clear()
+            return
+        self.buffer.extend(data[start:end])
+
+    def on_part_end(self) -> None:
+        if self.part is None:
+            return
+        if not self.part.error:
+            self.part.data = bytes(self.buffer)
+        self.uploads.append(self.part)
+        self.buffer.clear()
+
+    def on_end(self) -> None:
+        self.ended = True
+
+
 async def _read_multipart(
     request: Request, boundary: bytes, field: str, max_files: int, max_file_bytes: int, what: str = "image"
 ) -> list[Upload]:
-    uploads: list[Upload] = []
-    header_field = bytearray()
-    header_value = bytearray()
-    headers: dict[str, bytes] = {}
-    part: Upload | None = None
-    buffer = bytearray()
-    too_many = False
-    ended = False
-
-    def on_part_begin() -> None:
-        nonlocal part
-        headers.clear()
-        buffer.clear()
-        part = None
-
-    def on_header_field(data: bytes, start: int, end: int) -> None:
-        header_field.extend(data[start:end])
-
-    def on_header_value(data: bytes, start: int, end: int) -> None:
-        header_value.extend(data[start:end])
-
-    def on_header_end() -> None:
-        headers[header_field.decode("latin-1").lower()] = bytes(header_value)
-        header_field.clear()
-        header_value.clear()
-
-    def on_headers_finished() -> None:
-        nonlocal part, too_many
-        _, options = parse_options_header(headers.get("content-disposition", b""))
-        if options.get(b"name", b"").decode("utf-8", "replace") != field or b"filename" not in options:
-            return  # other form fields are skipped, not stored
-        if len(uploads) >= max_files:
-            too_many = True
-            return
-        ctype, _ = parse_options_header(headers.get("content-type", b""))
-        part = Upload(
-            clean_filename(options[b"filename"].decode("utf-8", "replace")), ctype.decode("latin-1")
-        )
-
-    def on_part_data(data: bytes, start: int, end: int) -> None:
-        if part is None or part.error:
-            return
-        if len(buffer) + (end - start) > max_file_bytes:
-            _too_large(part, max_file_bytes, what)
-            buffer.clear()
-            return
-        buffer.extend(data[start:end])
-
-    def on_part_end() -> None:
-        if part is None:
-            return
-        if not part.error:
-            part.data = bytes(buffer)
-        uploads.append(part)
-        buffer.clear()
-
-    def on_end() -> None:
-        nonlocal ended
-        ended = True
-
-    parser = MultipartParser(
-        boundary,
-        callbacks={  # type: ignore[arg-type]
-            "on_part_begin": on_part_begin,
-            "on_header_field": on_header_field,
-            "on_header_value": on_header_value,
-            "on_header_end": on_header_end,
-            "on_headers_finished": on_headers_finished,
-            "on_part_data": on_part_data,
-            "on_part_end": on_part_end,
-            "on_end": on_end,
-        },
-    )
+    form = _FormReader(field, max_files, max_file_bytes, what)
     try:
+        parser = MultipartParser(boundary, callbacks=form.callbacks())  # type: ignore[arg-type]
         async for chunk in request.stream():
             parser.write(chunk)
-            if too_many:
+            if form.too_many:
                 break
         parser.finalize()
-    except MultipartParseError as exc:
+    except FormParserError as exc:  # every python-multipart error, the boundary's included
         raise UploadError(400, f"malformed multipart body ({exc})") from exc
-    if too_many:
+    if form.too_many:
         raise UploadError(413, f"too many files: at most {max_files} per request")
-    if not ended:
+    if not form.ended:
         raise UploadError(400, "malformed multipart body (it ends before its closing boundary)")
-    return uploads
+    return form.uploads
 
 
 def _too_large(upload: Upload, limit: int, what: str = "image") -> Upload:

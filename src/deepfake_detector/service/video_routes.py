@@ -2,7 +2,7 @@
 
 The upload is capped by size (`max_video_mb`, 413, before the body is read) and by duration
 (`max_video_s`, 422, read from the header or counted); the frames are scored on the inference
-pool exactly like `deepfake-detector predict clip.mp4` (inference/video_scoring.py). OpenCV's
+pool exactly like `deepfake-detector predict clip.mp4` (inference/video/scoring.py). OpenCV's
 FFmpeg reader needs a file, so the upload is written to a private temporary file (mode 0600)
 that is deleted as soon as the video is scored.
 """
@@ -18,8 +18,8 @@ import numpy as np
 from fastapi import APIRouter, HTTPException, Query, Request
 from pydantic import BaseModel, Field
 
-from deepfake_detector.inference.video import UnreadableVideo, video_file
-from deepfake_detector.inference.video_scoring import VideoOptions, VideoScore, score_video
+from deepfake_detector.inference.video.frames import UnreadableVideo, video_file
+from deepfake_detector.inference.video.scoring import VideoOptions, VideoScore, score_video
 from deepfake_detector.service.limits import VIDEO_PATH
 from deepfake_detector.service.pool import InferenceTimeout, QueueFull
 from deepfake_detector.service.routes import FACES_HELP, ServiceState, service_of
@@ -180,7 +180,7 @@ async def predict_video(
 
 
 class _Explainer:
-    """The scorer's Grad-CAM as video_scoring expects it; a failure (no PyTorch) is kept, not raised."""
+    """The scorer's Grad-CAM as video scoring expects it; a failure (no PyTorch) is kept, not raised."""
 
     def __init__(self, state: ServiceState):
         self.state = state

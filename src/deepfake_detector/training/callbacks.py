@@ -154,3 +154,25 @@ class ResumableEarlyStopping(EarlyStopping):
         super().on_train_start(trainer, pl_module)
         if self.wait_count >= self.patience or self.stopped_epoch > 0:
             trainer.should_stop = True
+
+
+def batches_to_run(batches: int, fraction: float) -> int | float:
+    """A fraction of an epoch's batches as Lightning's limit_*_batches: the whole epoch (1.0) at
+    fraction 1, else floor(batches * fraction) batches (the notebook's `len(generator) // 2`) but at
+    least one. Lightning's own float limit rounds half of a single batch down to 0 and refuses to run."""
+    if fraction >= 1.0:
+        return 1.0
+    return max(1, int(batches * fraction))
+
+
+class BatchLimits(L.Callback):
+    """Sets the Trainer's train/val batch limits from train_fraction / val_fraction once the data is
+    set up (the batch counts per process are known only then), so every epoch runs >= 1 batch."""
+
+    def __init__(self, train_fraction: float, val_fraction: float):
+        self.train_fraction, self.val_fraction = train_fraction, val_fraction
+
+    def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        train_batches, val_batches = trainer.datamodule.batches_per_epoch(trainer.world_size)
+        trainer.limit_train_batches = batches_to_run(train_batches, self.train_fraction)
+        trainer.limit_val_batches = batches_to_run(val_batches, self.val_fraction)

@@ -1,76 +1,32 @@
-"""Training data: every image decoded once at the training size into a uint8 cache, then augmented."""
+"""Training data: every image decoded and cut once (data/region_cache.py) into a uint8 cache, then augmented."""
 
 from __future__ import annotations
 
-import hashlib
-import json
+import math
 import os
 import sys
-from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
+from collections.abc import Sequence
 
 import lightning as L
 import numpy as np
 import torch
 from lightning.pytorch.utilities import rank_zero_only
-from torch.utils.data import DataLoader, Dataset, Subset, WeightedRandomSampler
+from torch.utils.data import (
+    BatchSampler,
+    DataLoader,
+    Dataset,
+    RandomSampler,
+    Sampler,
+    Subset,
+    WeightedRandomSampler,
+)
 
-from deepfake_detector.data import DatasetError, Manifest, UnreadableImage, load_image
-from deepfake_detector.fileio import atomic_write_json, printable
+from deepfake_detector.data import DatasetError, Manifest, UnreadableImage
+from deepfake_detector.data.crop import FacesMode, summarize_regions
+from deepfake_detector.data.region_cache import CachedRegions, cached_regions
+from deepfake_detector.fileio import printable
 from deepfake_detector.spec import ModelSpec, preprocess_batch
 from deepfake_detector.training.self_blend import self_blend
-
-
-def decode_all(
-    paths: Sequence[str],
-    size: int,
-    workers: int = 2,
-    progress: Callable[[int], None] | None = None,
-    out: np.ndarray | None = None,
-) -> tuple[np.ndarray, list[UnreadableImage]]:
-    """Decode `paths` at size x size into one (N, S, S, 3) uint8 array; unreadable files stay black."""
-    arrays = out if out is not None else np.zeros((len(paths), size, size, 3), dtype=np.uint8)
-    errors: list[UnreadableImage] = []
-
-    def one(i: int) -> UnreadableImage | None:
-        try:
-            arrays[i] = load_image(paths[i], size=size)
-        except UnreadableImage as exc:
-            return exc
-        return None
-
-    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-        for start in range(0, len(paths), 512):
-            chunk = range(start, min(start + 512, len(paths)))
-            errors.extend(e for e in pool.map(one, chunk) if e is not None)
-            if progress:
-                progress(len(chunk))
-    return arrays, errors
-
-
-def cached_arrays(
-    manifest: Manifest, size: int, cache_dir: str | None, workers: int = 2
-) -> tuple[np.ndarray, list[UnreadableImage]]:
-    """Decoded images for a manifest (unreadable files black) and the unreadable files, from an
-    on-disk .npy cache keyed by content listing and size (the unreadable list in a .json beside it)."""
-    if not cache_dir:
-        return decode_all(manifest.paths, size, workers)
-    key = hashlib.sha256(f"{manifest.digest()}:{size}".encode()).hexdigest()[:20]
-    path = Path(cache_dir) / f"images-{key}-{size}px.npy"
-    listing = path.with_suffix(".unreadable.json")
-    if path.is_file() and listing.is_file():
-        failed = [UnreadableImage(p, reason) for p, reason in json.loads(listing.read_text())]
-        return np.load(path, mmap_mode="r"), failed
-    Path(cache_dir).mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(f".{os.getpid()}.tmp.npy")
-    arrays = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=(len(manifest), size, size, 3))
-    _, failed = decode_all(manifest.paths, size, workers, out=arrays)
-    arrays.flush()
-    del arrays
-    atomic_write_json(listing, [[e.path, e.reason] for e in failed])  # before the .npy: a cache has both
-    os.replace(tmp, path)
-    return np.load(path, mmap_mode="r"), failed
 
 
 def readable_only(
@@ -140,6 +96,46 @@ class ArrayDataset(Dataset):
         return torch.from_numpy(x), torch.tensor(float(self.labels[i]))
 
 
+def batch_count(n_samples: int, batch_size: int, merge_single: bool = False) -> int:
+    """How many batches `n_samples` make (the last one partial); with `merge_single`, a last batch of
+    exactly one sample is not a batch of its own (MergeSingleBatchSampler adds it to the one before)."""
+    batches = math.ceil(n_samples / batch_size)
+    if merge_single and batches > 1 and batch_size > 1 and n_samples % batch_size == 1:
+        batches -= 1
+    return batches
+
+
+class MergeSingleBatchSampler(BatchSampler):
+    """BatchSampler(drop_last=False), except that a last batch of one sample joins the batch before it.
+
+    BatchNorm cannot normalise a batch of one in training mode (PyTorch raises "Expected more than 1
+    value per channel"), and dropping the sample would leave it out of every epoch where it comes
+    last. Keeps BatchSampler's signature so Lightning can put a DistributedSampler into it under DDP.
+    """
+
+    def __init__(self, sampler: Sampler[int], batch_size: int, drop_last: bool = False):
+        super().__init__(sampler, batch_size, drop_last)
+
+    def __iter__(self):
+        if self.drop_last:
+            yield from super().__iter__()
+            return
+        pending: list[int] | None = None
+        for batch in super().__iter__():
+            if pending is not None and len(batch) == 1 < self.batch_size:
+                batch = pending + batch
+            elif pending is not None:
+                yield pending
+            pending = batch
+        if pending is not None:
+            yield pending
+
+    def __len__(self) -> int:
+        if self.drop_last:
+            return super().__len__()
+        return batch_count(len(self.sampler), self.batch_size, merge_single=True)  # type: ignore[arg-type]
+
+
 class DeepfakeDataModule(L.LightningDataModule):
     def __init__(
         self,
@@ -153,8 +149,10 @@ class DeepfakeDataModule(L.LightningDataModule):
         workers: int = 0,
         cache_dir: str | None = None,
         seed: int = 0,
+        faces: FacesMode = "auto",
     ):
         super().__init__()
+        self.faces = faces
         self.train_manifest, self.val_manifest, self.spec = train, val, spec
         self.batch_size, self.augment, self.balance = batch_size, augment, balance
         self.self_blend_p = self_blend_p
@@ -162,22 +160,30 @@ class DeepfakeDataModule(L.LightningDataModule):
         self._train: ArrayDataset | None = None
         self._val: ArrayDataset | None = None
         self.unreadable: list[UnreadableImage] = []  # filled by setup(): files left out, with reasons
+        self.face_summary: dict[str, dict] = {}  # filled by setup(): per split, what face finding saw
+
+    def _regions(self, manifest: Manifest) -> CachedRegions:
+        workers = max(2, os.cpu_count() or 2)
+        return cached_regions(
+            manifest, self.spec.img_size, self.cache_dir, self.spec.crop, self.faces, workers
+        )
 
     def prepare_data(self) -> None:
         # Lightning calls this on one process per node while the other ranks wait, so under DDP the
         # on-disk cache is decoded once per node; every rank's setup() then maps that same file.
         if self.cache_dir:
             for manifest in (self.train_manifest, self.val_manifest):
-                cached_arrays(manifest, self.spec.img_size, self.cache_dir, max(2, os.cpu_count() or 2))
+                self._regions(manifest)
 
     def setup(self, stage: str | None = None) -> None:
         if self._train is None:
-            size = self.spec.img_size
-            decode_workers = max(2, os.cpu_count() or 2)
-            train_arrays, train_failed = cached_arrays(
-                self.train_manifest, size, self.cache_dir, decode_workers
-            )
-            val_arrays, val_failed = cached_arrays(self.val_manifest, size, self.cache_dir, decode_workers)
+            train_cut, val_cut = self._regions(self.train_manifest), self._regions(self.val_manifest)
+            train_arrays, train_failed = train_cut.arrays, train_cut.failed
+            val_arrays, val_failed = val_cut.arrays, val_cut.failed
+            self.face_summary = {
+                "train": summarize_regions(train_cut.stats, self.train_manifest.labels),
+                "val": summarize_regions(val_cut.stats, self.val_manifest.labels),
+            }
             self.unreadable = [*train_failed, *val_failed]
             report_unreadable(self.unreadable, len(self.train_manifest) + len(self.val_manifest))
             train_arrays, train_labels = readable_only(
@@ -203,23 +209,19 @@ class DeepfakeDataModule(L.LightningDataModule):
         assert self._val is not None
         return self._val
 
-    def _loader(self, dataset: Dataset, shuffle: bool, sampler=None) -> DataLoader:
-        generator = torch.Generator().manual_seed(self.seed)
+    def _loader(self, dataset: Dataset, **kwargs) -> DataLoader:
         return DataLoader(
             dataset,
-            batch_size=self.batch_size,
-            shuffle=shuffle and sampler is None,
-            sampler=sampler,
             num_workers=self.workers,
             persistent_workers=self.workers > 0,
             pin_memory=torch.cuda.is_available(),
-            generator=generator,
-            drop_last=False,
+            **kwargs,
         )
 
     def train_dataloader(self) -> DataLoader:
         assert self._train is not None
-        sampler = None
+        generator = torch.Generator().manual_seed(self.seed)
+        sampler: Sampler[int]
         if self.balance == "sampler":
             labels = self._train.labels
             counts = np.bincount(labels, minlength=2).astype(np.float64)
@@ -227,7 +229,21 @@ class DeepfakeDataModule(L.LightningDataModule):
             sampler = WeightedRandomSampler(
                 torch.as_tensor(weights), num_samples=len(labels), replacement=True
             )
-        return self._loader(self._train, shuffle=True, sampler=sampler)
+        else:
+            sampler = RandomSampler(self._train, generator=generator)
+        batches = MergeSingleBatchSampler(sampler, self.batch_size)
+        return self._loader(self._train, batch_sampler=batches, generator=generator)
+
+    def batches_per_epoch(self, world_size: int = 1) -> tuple[int, int]:
+        """(train, val) batches each of `world_size` processes runs in a full epoch (a
+        DistributedSampler gives each ceil(n / world_size) samples)."""
+        self.setup()
+        assert self._train is not None and self._val is not None
+        per_rank = [math.ceil(len(d) / max(1, world_size)) for d in (self._train, self._val)]
+        return (
+            batch_count(per_rank[0], self.batch_size, merge_single=True),
+            batch_count(per_rank[1], self.batch_size),
+        )
 
     def val_dataloader(self) -> DataLoader:
         assert self._val is not None
@@ -235,4 +251,4 @@ class DeepfakeDataModule(L.LightningDataModule):
         # the manifest lists one class after the other, so they must be a random mix of both
         # (the notebook's validation generator shuffles too).
         order = np.random.default_rng(self.seed).permutation(len(self._val)).tolist()
-        return self._loader(Subset(self._val, order), shuffle=False)
+        return self._loader(Subset(self._val, order), batch_size=self.batch_size, shuffle=False)

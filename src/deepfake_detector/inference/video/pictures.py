@@ -9,14 +9,19 @@ state, so it is safe from worker threads).
 
 from __future__ import annotations
 
+import hashlib
 import io
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from deepfake_detector.data.images import resize_image
-from deepfake_detector.inference.video_results import FaceScore, TrackResult
+from deepfake_detector.fileio import atomic_write_bytes
+from deepfake_detector.inference.video.results import FaceScore, TrackResult, VideoDetails, VideoPrediction
 
 THUMB_SIDE = 240  # the frame is shrunk to fit a square of this side
 FACE_SIDE = THUMB_SIDE // 2
@@ -162,3 +167,62 @@ def _text(
 def _clock(seconds: float) -> str:
     minutes, rest = divmod(max(0.0, seconds), 60.0)
     return f"{int(minutes)}:{rest:05.2f}"
+
+
+def render_pictures(
+    prediction: VideoPrediction,
+    details: VideoDetails,
+    faces: list[SheetFace],
+    spec: Any,
+    grad_cam: Any = None,
+) -> tuple[bytes, bytes]:
+    """The contact sheet (the key faces, with Grad-CAM overlays when an explainer is given) and the
+    timeline of a scored video, as PNG bytes."""
+    threshold = float(spec.threshold)
+    heatmaps = _heatmaps(grad_cam, faces, spec, threshold) if grad_cam is not None else None
+    title = _title(prediction.path, prediction, details)
+    sheet = encode_png(contact_sheet(title, faces, threshold, heatmaps))
+    timeline = timeline_png(
+        title, details.sampled, details.faces, details.tracks, threshold, details.info.duration_s
+    )
+    return sheet, timeline
+
+
+def write_pictures(out_dir: str | Path, path: str, sheet: bytes, timeline: bytes) -> dict[str, str]:
+    """Both pictures written atomically under out_dir (see report_paths); their paths by kind."""
+    sheet_path, timeline_path = report_paths(out_dir, path)
+    atomic_write_bytes(sheet_path, sheet)
+    atomic_write_bytes(timeline_path, timeline)
+    return {"contact_sheet": str(sheet_path), "timeline": str(timeline_path)}
+
+
+def report_paths(out_dir: str | Path, path: str) -> tuple[Path, Path]:
+    """`<stem>-<8 hex of the path's hash>.frames.png` and `.timeline.png` (two clip.mp4 in different
+    folders do not collide, and a rerun overwrites the same files)."""
+    stem = re.sub(r"[^A-Za-z0-9._-]+", "_", Path(path).stem)[:60] or "video"
+    resolved = str(Path(path).resolve()).encode("utf-8", "surrogateescape")  # non-UTF-8 names too
+    digest = hashlib.sha1(resolved).hexdigest()[:8]
+    folder = Path(out_dir)
+    return folder / f"{stem}-{digest}.frames.png", folder / f"{stem}-{digest}.timeline.png"
+
+
+def _heatmaps(grad_cam: Any, faces: list[SheetFace], spec: Any, threshold: float) -> list[np.ndarray] | None:
+    """Grad-CAM overlays of the key faces; None when the explainer gave none (it reports why itself)."""
+    if not faces:
+        return []
+    from deepfake_detector.inference.heatmap import overlay
+    from deepfake_detector.spec import preprocess_batch
+
+    fake = [face.score.prob_fake >= threshold for face in faces]
+    cams = grad_cam(preprocess_batch([face.crop for face in faces], spec), fake)
+    if cams is None:
+        return None
+    return [overlay(face.crop, cam) for face, cam in zip(faces, cams, strict=True)]
+
+
+def _title(name: str, prediction: VideoPrediction, details: VideoDetails) -> str:
+    shown = Path(name).name
+    if prediction.prob_fake is None:
+        return f"{shown}: no face found"
+    source = "all faces pooled" if details.pooled else f"track {details.deciding_track}"
+    return f"{shown}: {prediction.label.upper()} p={prediction.prob_fake:.2f} ({details.aggregate}, {source})"
