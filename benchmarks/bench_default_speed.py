@@ -6,7 +6,8 @@
    held in memory, batches of 64 (what no pipeline can beat);
 2. end to end: `Detector.predict` on the same image files (decode, face finding, region cutting,
    CLIP + head, the fused CNN), workers overlapping decode and face finding with inference;
-3. the same through the `deepfake-detector predict` command (process start and model load included).
+3. `deepfake-detector predict` on the whole folder (all 2,916 dfdc Test images by default; process
+   start and model load included): the check of issue 15 (within 80% of the encoder alone).
 Writes benchmarks/results/default_speed.{json,md} with the CPU it ran on.
 """
 
@@ -42,7 +43,7 @@ def main() -> None:
     )
     parser.add_argument("--model", default="default")
     parser.add_argument("--data", default="../shared/data/dfdc/Test", type=Path)
-    parser.add_argument("--images", type=int, default=2916)
+    parser.add_argument("--images", type=int, default=2916, help="images for steps 1 and 2")
     parser.add_argument("--out", default="benchmarks/results/default_speed")
     args = parser.parse_args()
     files = sorted(str(p) for p in args.data.rglob("*.jpg"))[: args.images]
@@ -73,7 +74,7 @@ def main() -> None:
         ]
         command += ["--format", "csv", "--out", str(out)]
         started = time.perf_counter()
-        subprocess.run(command, check=True, capture_output=True)
+        subprocess.run(command, check=True, capture_output=True, text=True)
         cli_s = time.perf_counter() - started
         cli_rows = sum(1 for _ in out.open()) - 1
     n = len(files)

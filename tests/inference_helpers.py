@@ -44,3 +44,12 @@ def write_images(
 def shared_images(dataset: str, split: str, cls: str, n: int) -> list[Path]:
     folder = SHARED_DATA / dataset / split / cls
     return sorted(folder.glob("*.jpg"))[:n] if folder.is_dir() else []
+
+
+def make_exported_bundle(folder: Path) -> Path:
+    """make_bundle + its ONNX export beside it (what `predict` runs by default)."""
+    from deepfake_detector.inference.export import export_onnx
+
+    make_bundle(folder)
+    export_onnx(folder)
+    return folder

@@ -250,8 +250,9 @@ def test_predict_writes_odd_file_names_in_every_format(model: Path, folder, fmt:
         env={"COLUMNS": "1000"},  # a table wide enough that no path is folded
     )
     assert_clean_exit(result, (1,))
-    for name in names:
-        assert printable(str(corpus[name])) in result.stdout, name  # bytes that are not UTF-8 as \xNN
+    for name in names:  # bytes that are not UTF-8 as \xNN; the table shows names under their common folder
+        shown = str(corpus[name]) if fmt == "csv" else Path(corpus[name]).name
+        assert printable(shown) in result.stdout, name
     if "non_utf8_name" in corpus:  # absent only where the file system refuses such names
         assert "non_utf8_\\xff\\xfe.jpg" in result.stdout
     assert "empty file" in result.stdout

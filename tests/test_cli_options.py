@@ -10,7 +10,7 @@ import re
 from pathlib import Path
 
 import pytest
-from inference_helpers import make_bundle, write_images
+from inference_helpers import make_exported_bundle, write_images
 from typer.testing import CliRunner
 
 from deepfake_detector.cli import app
@@ -32,11 +32,7 @@ def error_lines(text: str) -> list[str]:
 
 @pytest.fixture(scope="module")
 def model(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from deepfake_detector.inference.export import export_onnx
-
-    folder = make_bundle(tmp_path_factory.mktemp("model"))
-    export_onnx(folder)
-    return folder
+    return make_exported_bundle(tmp_path_factory.mktemp("model"))
 
 
 @pytest.fixture()
@@ -317,3 +313,13 @@ def test_version_and_table_keeps_file_names_whole(model: Path, tmp_path: Path) -
     assert result.exit_code == 0, result.output
     for path in renamed:
         assert path.name in result.stdout, result.stdout
+
+
+@pytest.mark.parametrize("command", ["predict", "eda", "train", "evaluate", "predict-dataset"])
+def test_help_of_every_reading_command_states_what_is_read(command: str) -> None:
+    from deepfake_detector.filelimits import MAX_FILE_BYTES, describe_limit
+
+    result = runner.invoke(app, [command, "--help"], env={"COLUMNS": "400"})
+    assert result.exit_code == 0
+    text = " ".join(result.stdout.replace("│", " ").split())
+    assert "Only regular files are read" in text and f"images over {describe_limit(MAX_FILE_BYTES)}" in text

@@ -173,14 +173,16 @@ def test_evaluate_cli_end_to_end(tiny_model: Path, datasets: tuple[Path, Path], 
     # Scores must be the model's: recompute one image's probability directly.
     import torch
 
+    from deepfake_detector.data.crop import dataset_region
     from deepfake_detector.data.images import load_image
     from deepfake_detector.models import load_bundle
     from deepfake_detector.spec import preprocess_batch
 
     model, spec = load_bundle(tiny_model)
     row = kaggle_detail["predictions"][0]
+    region, _ = dataset_region(load_image(row["path"]), spec.crop_spec, IMG_SIZE)  # as predict cuts it
     with torch.no_grad():
-        logit = model(torch.from_numpy(preprocess_batch([load_image(row["path"], size=IMG_SIZE)], spec)))
+        logit = model(torch.from_numpy(preprocess_batch([region], spec)))
     assert row["prob_fake"] == pytest.approx(float(spec.probability(logit.numpy())[0]), abs=1e-5)
 
     html = (out / "report.html").read_text()

@@ -46,6 +46,12 @@ def test_several_sources_give_one_model_that_lists_them_all(fused: Path) -> None
     assert spec["fusion"]["cnn"] == "fast" and spec["fusion"]["cnn_trained_on"] == ["dfdc"]
     counts = json.loads((fused / "head.json").read_text())["info"]["train_counts"]
     assert counts == {"dfdc": {"real": 10, "fake": 10}, "stylegan-ffhq": {"real": 10, "fake": 10}}
+    faces = json.loads((fused / "faces.json").read_text())
+    assert set(faces) == {"dfdc/train", "dfdc/val", "stylegan-ffhq/train", "stylegan-ffhq/val"}
+    assert (
+        faces["dfdc/train"]["real"]["images"] == 10
+        and "face_fraction_percentiles" in faces["dfdc/train"]["real"]
+    )
     data = json.loads((fused / "data.json").read_text())
     assert sorted(s["source"] for s in data["sources"]) == ["dfdc", "dfdc", "stylegan-ffhq", "stylegan-ffhq"]
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from inference_helpers import make_bundle, write_images
+from inference_helpers import make_exported_bundle, write_images
 from PIL import Image
 from typer.testing import CliRunner
 
@@ -24,11 +24,7 @@ runner = CliRunner()
 
 @pytest.fixture(scope="module")
 def model(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from deepfake_detector.inference.export import export_onnx
-
-    folder = make_bundle(tmp_path_factory.mktemp("model"))
-    export_onnx(folder)
-    return folder
+    return make_exported_bundle(tmp_path_factory.mktemp("model"))
 
 
 @pytest.fixture()

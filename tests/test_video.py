@@ -381,6 +381,8 @@ def test_heatmap_puts_grad_cam_overlays_on_the_contact_sheet(videos: dict[str, P
         [
             "predict",
             str(videos["fake"]),
+            "--model",
+            "fast",  # Grad-CAM explains a CNN
             "--frames",
             "2",
             "--format",
@@ -403,9 +405,7 @@ def test_heatmap_puts_grad_cam_overlays_on_the_contact_sheet(videos: dict[str, P
 @pytest.fixture(scope="module")
 def api(videos: dict[str, Path]) -> Iterator[TestClient]:
     small = videos["real"].stat().st_size
-    application = create_app(
-        "default", max_video_mb=small * 3 / (1024 * 1024), max_video_s=2.0, timeout_s=600
-    )
+    application = create_app("fast", max_video_mb=small * 3 / (1024 * 1024), max_video_s=2.0, timeout_s=600)
     with TestClient(application) as client:
         yield client
 

@@ -26,7 +26,8 @@ class Engine(StrEnum):
 
 
 class Faces(StrEnum):
-    """Face policy: auto (detect, except in images that already are face crops), always, never."""
+    """Face policy (data/crop.py): auto (faces cut by the model's crop spec; a small square image in
+    which no face is found is scored whole), always (only detected faces), never (whole images)."""
 
     auto = "auto"
     always = "always"

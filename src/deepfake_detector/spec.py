@@ -11,10 +11,10 @@ import numpy as np
 
 from deepfake_detector.data.crop import CropSpec
 from deepfake_detector.fileio import atomic_write_text, json_default
+from deepfake_detector.spec_schema import SPEC_FORMAT, validate_spec_dict
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
-SPEC_FORMAT = 1
 
 
 @dataclass
@@ -43,6 +43,7 @@ class ModelSpec:
     face_margin: float = 0.3  # older models' crop margin; `crop` supersedes it
     crop: CropSpec | None = None  # how faces are cut (None: a model saved before crop specs, see crop_spec)
     onnx_sha256: str = ""  # SHA-256 of the exported model.onnx, so that a stray file is refused
+    int8_onnx_sha256: str = ""  # the same for model.int8.onnx
     fusion: dict[str, Any] = field(default_factory=dict)  # a CLIP head fused with a CNN (training/heads.py)
     format: int = SPEC_FORMAT
 
@@ -59,8 +60,6 @@ class ModelSpec:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], source: str = "model.json") -> ModelSpec:
-        from deepfake_detector.spec_schema import validate_spec_dict
-
         validate_spec_dict(data, source)  # types, ranges, lengths, finiteness: errors name file and field
         known = set(cls.__dataclass_fields__)
         kwargs = {k: v for k, v in data.items() if k in known}

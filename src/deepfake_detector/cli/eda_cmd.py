@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 import typer
 
 from deepfake_detector.cli.app import alias, app, build, fail, warn
+from deepfake_detector.filelimits import READ_POLICY
 from deepfake_detector.options import EdaOptions as O
 
 if TYPE_CHECKING:
@@ -17,7 +18,7 @@ if TYPE_CHECKING:
 @app.command()
 def eda(
     data: Path = typer.Argument(
-        ..., help="Dataset folder (Train/Validation/Test or Real/Fake) or a manifest CSV."
+        ..., help="Dataset folder (Train/Validation/Test or Real/Fake) or a manifest CSV. " + READ_POLICY
     ),
     out: Path = typer.Option(..., "--out", "-o", help="Folder for report.html and summary.json."),
     limit_per_class: int | None = typer.Option(

@@ -8,6 +8,7 @@ from typing import Any
 import typer
 
 from deepfake_detector.cli.app import alias, app, build, fail, warn
+from deepfake_detector.filelimits import READ_POLICY
 from deepfake_detector.options import Engine, Faces
 from deepfake_detector.options import EvaluateOptions as O
 
@@ -39,7 +40,9 @@ def evaluate(
         ..., help="A run directory, its model.json / model.safetensors / .onnx file, or 'default'."
     ),
     data: list[Path] = typer.Argument(
-        ..., help="Dataset folders: Kaggle layout (Train/Validation/Test) or a folder with Real and/or Fake."
+        ...,
+        help="Dataset folders: Kaggle layout (Train/Validation/Test) or a folder with Real and/or Fake. "
+        + READ_POLICY,
     ),
     out: Path = typer.Option(
         ..., "--out", "-o", help="Folder for metrics.json, <dataset>.json, report.html, plots/."

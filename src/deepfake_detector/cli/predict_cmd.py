@@ -7,6 +7,7 @@ from pathlib import Path
 import typer
 
 from deepfake_detector.cli.app import app, build, fail, warn
+from deepfake_detector.filelimits import READ_POLICY
 from deepfake_detector.options import Aggregate, Engine, Faces, OutputFormat
 from deepfake_detector.options import PredictOptions as P
 
@@ -24,7 +25,8 @@ FACES_HELP = (
 def predict(
     paths: list[str] = typer.Argument(
         ...,
-        help="Image or video files, folders (searched recursively), glob patterns, or - to read paths from stdin.",
+        help="Image or video files, folders (searched recursively), glob patterns, or - to read paths from stdin. "
+        + READ_POLICY,
     ),
     model: str = typer.Option("default", "--model", "-m", help="Run folder, model file or 'default'."),
     fmt: OutputFormat = typer.Option(P.format, "--format", "-f", help="Output format."),

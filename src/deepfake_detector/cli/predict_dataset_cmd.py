@@ -9,6 +9,7 @@ from pathlib import Path
 import typer
 
 from deepfake_detector.cli.app import alias, app, build, fail
+from deepfake_detector.filelimits import READ_POLICY
 from deepfake_detector.options import Engine, Faces, Runner
 from deepfake_detector.options import PredictDatasetOptions as O
 from deepfake_detector.outputs import plural
@@ -29,7 +30,7 @@ def predict_dataset(
     source: str = typer.Argument(
         ...,
         help="A folder (searched recursively), a manifest (.csv/.parquet with a path column), "
-        "or a URI fsspec can open (s3://bucket/prefix/, gs://..., file:///...).",
+        "or a URI fsspec can open (s3://bucket/prefix/, gs://..., file:///...). " + READ_POLICY,
     ),
     model: str = typer.Option(O.model, "--model", "-m", help="Run folder, model file or 'default'."),
     runner: Runner = typer.Option(

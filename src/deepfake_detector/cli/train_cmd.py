@@ -7,6 +7,7 @@ from pathlib import Path
 import typer
 
 from deepfake_detector.cli.app import app, build, fail
+from deepfake_detector.filelimits import READ_POLICY
 from deepfake_detector.options import Faces
 from deepfake_detector.options import TrainOptions as O
 
@@ -16,7 +17,7 @@ def train(
     data: list[str] = typer.Argument(
         None,
         help="Dataset folder (Kaggle layout, Real/Fake folder) or CSV manifest; several for the CLIP "
-        "presets (default, clip-linear, clip-mlp), which train on all of them at once.",
+        "presets (default, clip-linear, clip-mlp), which train on all of them at once. " + READ_POLICY,
     ),
     preset: str = typer.Option(
         O.preset,

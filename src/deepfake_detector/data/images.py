@@ -18,11 +18,12 @@ import numpy as np
 import simplejpeg
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from deepfake_detector.filelimits import MAX_FILE_BYTES, describe_limit  # noqa: F401 (re-exported)
+
 # About 12k x 12k: far above any face photo, far below what would exhaust memory.
 DEFAULT_MAX_PIXELS = 150_000_000
 # Largest image file read (checked with os.stat before a byte is read): a 12k x 12k photo is far
 # smaller; anything bigger is refused rather than loaded into memory.
-MAX_FILE_BYTES = 256 * 1024 * 1024
 SUPPORTED_FORMATS = frozenset({"JPEG", "PNG", "WEBP", "BMP", "GIF", "MPO", "TIFF"})
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff"})
 _EXIF_ORIENTATION = 0x0112
@@ -54,14 +55,6 @@ class ImageInfo:
 
 def is_image_path(path: str | Path) -> bool:
     return Path(path).suffix.lower() in IMAGE_EXTENSIONS
-
-
-def describe_limit(limit: int) -> str:
-    """A byte count for messages and --help: 256 MiB, 4 GiB, 1,000 bytes."""
-    for unit, size in (("GiB", 1 << 30), ("MiB", 1 << 20)):
-        if limit >= size and limit % (size // 16) == 0:
-            return f"{limit / size:g} {unit}"
-    return f"{limit:,} bytes"
 
 
 _KINDS = (

@@ -36,6 +36,7 @@ from deepfake_detector.inference.pipeline import (
     is_pil_image,
     is_single_source,
     prepare,
+    region_decoder,
     score_crops,
     score_prepared,
     split_back,
@@ -286,6 +287,11 @@ class Detector:
         if isinstance(self.engine, TorchEngine):
             return self.engine.model
         if self._torch_model is None:
+            if self.folder is not None and (self.folder / "head.json").is_file():
+                raise RuntimeError(
+                    f"{self.folder}: Grad-CAM heatmaps explain a CNN; this model scores frozen CLIP "
+                    "features with a head (use --model fast for heatmaps)"
+                )
             if self.folder is None or not torch_available():
                 raise RuntimeError("heatmaps need PyTorch (the train extra) and the model.safetensors bundle")
             from deepfake_detector.models import load_bundle
@@ -309,7 +315,7 @@ class Detector:
         scored by its largest face; images with no face found are scored whole and counted."""
         from deepfake_detector.evaluation import evaluate_datasets
 
-        options.setdefault("decode", region_decoder(self.spec, faces or "auto"))
+        options.setdefault("decode", region_decoder(self.spec, faces or "auto"))  # as predict cuts
         options.setdefault("model_ref", str(self.folder or ""))
         return evaluate_datasets(self, datasets, out_dir, split, robustness, **options)
 
@@ -371,25 +377,6 @@ def _exported_file(folder: Path) -> Path:
         if (folder / name).is_file():
             return folder / name
     return folder / ONNX_FILES[0]
-
-
-def region_decoder(spec: ModelSpec, faces: FacesMode) -> Callable[..., Iterator[tuple[int, Any]]]:
-    """An evaluation decoder: (index, the image's region as training cut it, or UnreadableImage)."""
-    from deepfake_detector.data.crop import dataset_region
-    from deepfake_detector.data.images import UnreadableImage, load_image
-
-    def one(path: str) -> Any:
-        try:
-            return dataset_region(load_image(path), spec.crop_spec, int(spec.img_size), faces)[0]
-        except UnreadableImage as exc:
-            return exc
-        except Exception as exc:  # one odd file must not stop an evaluation of thousands
-            return UnreadableImage(path, f"cannot process ({type(exc).__name__}: {exc})")
-
-    def decode(paths: Sequence[str], size: int, workers: int = 2) -> Iterator[tuple[int, Any]]:
-        yield from iter_mapped(paths, one, workers=workers)
-
-    return decode
 
 
 def _all_items(sources: Any) -> bool:

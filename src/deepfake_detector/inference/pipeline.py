@@ -11,15 +11,16 @@ whichever way it arrives.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
 
-from deepfake_detector.data.crop import FacesMode, Regions, cut_regions
+from deepfake_detector.data.crop import FacesMode, Regions, cut_regions, dataset_region
 from deepfake_detector.data.images import DEFAULT_MAX_PIXELS, ImageInfo, UnreadableImage, load_image
+from deepfake_detector.inference.batching import iter_mapped
 from deepfake_detector.inference.engines import Engine
 from deepfake_detector.inference.results import FaceResult, Prediction, label_for
 from deepfake_detector.spec import ModelSpec, preprocess_batch
@@ -181,6 +182,22 @@ def score_prepared(
         else:
             out.append(Prediction(prepared.name, "", None, threshold, [], prepared.error, regions.note))
     return out
+
+
+def region_decoder(spec: ModelSpec, faces: FacesMode) -> Callable[..., Iterator[tuple[int, Any]]]:
+    """An evaluation decoder: (index, the image's region as training cut it, or UnreadableImage)."""
+    def one(path: str) -> Any:
+        try:
+            return dataset_region(load_image(path), spec.crop_spec, int(spec.img_size), faces)[0]
+        except UnreadableImage as exc:
+            return exc
+        except Exception as exc:  # one odd file must not stop an evaluation of thousands
+            return UnreadableImage(path, f"cannot process ({type(exc).__name__}: {exc})")
+
+    def decode(paths: Sequence[str], size: int, workers: int = 2) -> Iterator[tuple[int, Any]]:
+        yield from iter_mapped(paths, one, workers=workers)
+
+    return decode
 
 
 def _array_item(array: np.ndarray, name: str) -> Item:

@@ -158,10 +158,16 @@ def train(
     if len(sources) > 1:
         raise RunError(
             f"{len(sources)} datasets given: training on several sources needs a frozen-feature preset "
-            "(e.g. --preset clip-fusion); the CNN presets train on one dataset"
+            "(e.g. --preset default); the CNN presets train on one dataset"
         )
-    data = sources[0]
-    cfg, manifest, data = _prepare_run(data, preset, run_dir, overrides or {}, resume)
+    return train_network(sources[0], preset, run_dir, overrides, resume, progress)
+
+
+def train_network(
+    data: str | None, preset: str, run_dir: Path, overrides: dict[str, Any], resume: bool, progress: bool
+) -> RunResult:
+    """A network trained end to end by Lightning (the CNN presets, and clip-gend)."""
+    cfg, manifest, data = _prepare_run(data, preset, run_dir, overrides, resume)
     train_m, val_m = manifest.split("train"), manifest.split("val")
     if not len(train_m) or not len(val_m):
         raise RunError(f"{data}: need both train and val images, found {manifest.counts()}")
@@ -170,19 +176,7 @@ def train(
         raise RunError(f"{data}: the train split has only one class ({manifest.counts()})")
 
     L.seed_everything(cfg.seed, workers=True, verbose=False)
-    info = model_info(cfg.model)
-    spec = ModelSpec(
-        architecture=cfg.model,
-        img_size=cfg.img_size,
-        mean=info.mean,
-        std=info.std,
-        name=f"{cfg.name}-{Path(os.path.abspath(str(data))).name}",
-        preset=cfg.name,
-        data_hash=manifest.digest(),
-        trained_on=[Path(os.path.abspath(str(data))).name],
-        threshold_method=cfg.threshold_method,
-        crop=CropSpec.from_dict(cfg.crop) if cfg.crop is not None else None,
-    )
+    spec = _new_spec(cfg, manifest, data)
     weights = as_safetensors(cfg.weights, run_dir, trust_pickle=cfg.trust_pickle) if cfg.weights else None
     model = create_model(cfg.model, pretrained=cfg.pretrained, weights=weights, img_size=cfg.img_size)
     if cfg.trainable == "layernorm":
@@ -206,6 +200,52 @@ def train(
         seed=cfg.seed,
         faces=cfg.faces,  # type: ignore[arg-type]
     )
+    trainer, checkpoint = _make_trainer(cfg, run_dir, progress)
+    # Under DDP every rank runs this function (Lightning re-executes the command, or torchrun/SLURM
+    # start it on each node); the Trainer knows the global rank from the launcher's environment.
+    if trainer.is_global_zero and not resume:
+        _record_run(run_dir, cfg, manifest, data)
+    if trainer.is_global_zero and resume:  # what a kill in the middle of an atomic write left behind
+        for folder in (run_dir, run_dir / "checkpoints"):
+            remove_stale_temps(folder)
+    last = run_dir / LAST_CKPT
+    trainer.fit(module, datamodule=datamodule, ckpt_path=str(last) if resume and last.is_file() else None)
+    if not trainer.is_global_zero:
+        # Calibration and the bundle are rank 0's alone; it runs no collective after fit, so nothing waits.
+        return RunResult(run_dir, spec, trainer.current_epoch, trainer.global_rank)
+
+    atomic_write_json(  # the files left out of training and validation, each with the reason
+        run_dir / "unreadable.json", [{"path": e.path, "reason": e.reason} for e in datamodule.unreadable]
+    )
+    # What face finding saw per split and class: images with no face or several are counted here
+    # (they are scored whole / by their largest face, never dropped).
+    atomic_write_json(run_dir / "faces.json", datamodule.face_summary)
+    best = checkpoint.best_model_path or str(last)
+    state = torch.load(best, map_location="cpu", weights_only=True)["state_dict"]
+    module.load_state_dict(state)
+    finalize(module.model, spec, datamodule, cfg)
+    save_bundle(module.model, spec, run_dir)
+    return RunResult(run_dir, spec, trainer.current_epoch)
+
+
+def _new_spec(cfg: TrainConfig, manifest: Manifest, data: str) -> ModelSpec:
+    info = model_info(cfg.model)
+    name = Path(os.path.abspath(str(data))).name
+    return ModelSpec(
+        architecture=cfg.model,
+        img_size=cfg.img_size,
+        mean=info.mean,
+        std=info.std,
+        name=f"{cfg.name}-{name}",
+        preset=cfg.name,
+        data_hash=manifest.digest(),
+        trained_on=[name],
+        threshold_method=cfg.threshold_method,
+        crop=CropSpec.from_dict(cfg.crop) if cfg.crop is not None else None,
+    )
+
+
+def _make_trainer(cfg: TrainConfig, run_dir: Path, progress: bool) -> tuple[L.Trainer, ModelCheckpoint]:
     mode = "min" if cfg.checkpoint_monitor.endswith("loss") else "max"
     # Saved at the end of the training epoch, after EpochMetrics has written that epoch's row (Lightning
     # runs metric-monitoring callbacks such as ModelCheckpoint last). A checkpoint saved at validation
@@ -240,31 +280,7 @@ def train(
         enable_model_summary=False,
         default_root_dir=str(run_dir),
     )
-    # Under DDP every rank runs this function (Lightning re-executes the command, or torchrun/SLURM
-    # start it on each node); the Trainer knows the global rank from the launcher's environment.
-    if trainer.is_global_zero and not resume:
-        _record_run(run_dir, cfg, manifest, data)
-    if trainer.is_global_zero and resume:  # what a kill in the middle of an atomic write left behind
-        for folder in (run_dir, run_dir / "checkpoints"):
-            remove_stale_temps(folder)
-    last = run_dir / LAST_CKPT
-    trainer.fit(module, datamodule=datamodule, ckpt_path=str(last) if resume and last.is_file() else None)
-    if not trainer.is_global_zero:
-        # Calibration and the bundle are rank 0's alone; it runs no collective after fit, so nothing waits.
-        return RunResult(run_dir, spec, trainer.current_epoch, trainer.global_rank)
-
-    atomic_write_json(  # the files left out of training and validation, each with the reason
-        run_dir / "unreadable.json", [{"path": e.path, "reason": e.reason} for e in datamodule.unreadable]
-    )
-    # What face finding saw per split and class: images with no face or several are counted here
-    # (they are scored whole / by their largest face, never dropped).
-    atomic_write_json(run_dir / "faces.json", datamodule.face_summary)
-    best = checkpoint.best_model_path or str(last)
-    state = torch.load(best, map_location="cpu", weights_only=True)["state_dict"]
-    module.load_state_dict(state)
-    finalize(module.model, spec, datamodule, cfg)
-    save_bundle(module.model, spec, run_dir)
-    return RunResult(run_dir, spec, trainer.current_epoch)
+    return trainer, checkpoint
 
 
 @torch.no_grad()

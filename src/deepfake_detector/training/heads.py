@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from deepfake_detector.data.crop import CropSpec
+from deepfake_detector.data.crop import CropSpec, summarize_regions
 from deepfake_detector.data.manifest import Manifest, discover
 from deepfake_detector.data.region_cache import cached_regions
 from deepfake_detector.evaluation.calibration import fit_temperature
@@ -46,6 +46,7 @@ class SourceSplit:
     manifest: Manifest
     features: np.ndarray
     regions: np.ndarray
+    faces: dict[str, Any]  # what face finding saw, per class (data/crop.py summarize_regions)
 
 
 def default_cache_dir() -> Path:
@@ -79,7 +80,8 @@ def encode_split(
         crop_key=f"{crop.key()}:{faces}",
         data_key=manifest.digest(),
     )
-    return SourceSplit(source, manifest, cached.features, regions.arrays)
+    faces = summarize_regions(regions.stats, manifest.labels)
+    return SourceSplit(source, manifest, cached.features, regions.arrays, faces)
 
 
 def pooled(splits: list[SourceSplit], features: np.ndarray | None = None) -> LabelledFeatures:
@@ -142,6 +144,11 @@ def train_feature_head(
         spec.metrics[f"val/{source}"] = compute_metrics(labels[mask], probs[mask], spec.threshold)
     atomic_write_text(run_dir / "config.yaml", cfg.to_yaml())
     atomic_write_json(run_dir / "data.json", {"sources": [_data_record(s) for s in train + val]})
+    # Images with no face (scored whole) or several (the largest used), per source, split and class.
+    atomic_write_json(
+        run_dir / "faces.json",
+        {f"{s.source}/{split}": s.faces for split, group in (("train", train), ("val", val)) for s in group},
+    )
     spec.save(run_dir / "model.json")
     return spec
 

@@ -20,11 +20,11 @@ from typing import Any
 import numpy as np
 
 from deepfake_detector.data.images import DEFAULT_MAX_PIXELS, UnreadableFile, check_regular_file
+from deepfake_detector.filelimits import MAX_VIDEO_BYTES
 
 VIDEO_EXTENSIONS = frozenset({".mp4", ".m4v", ".mov", ".avi", ".webm", ".mkv"})
 DEFAULT_FRAMES = 32
 # Largest video file opened (checked with os.stat first); frames are streamed, so this bounds time, not memory.
-MAX_VIDEO_BYTES = 16 * 1024**3
 # Between two sampled frames further apart than this, seek instead of grabbing every frame between.
 SEEK_MIN_GAP = 120
 _MAGIC = (
