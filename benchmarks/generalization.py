@@ -62,6 +62,10 @@ def main() -> None:
     args = parser.parse_args()
     rows = []
     work = Path(tempfile.mkdtemp(prefix="dfd-generalization-"))
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    progress = out.with_suffix(".rows.jsonl")  # each row as it comes, so a long run loses nothing
+    progress.write_text("")
     for shipped in ("default", "fast"):
         rows.append(
             {
@@ -71,6 +75,8 @@ def main() -> None:
             }
         )
         print(json.dumps(rows[-1]), flush=True)
+        with progress.open("a") as fh:
+            fh.write(json.dumps(rows[-1]) + "\n")
     for recipe in args.recipes.split(","):
         for sources in TRAINING_SETS:
             if recipe in CNN_PRESETS and len(sources) > 1:
@@ -85,6 +91,8 @@ def main() -> None:
             row = {"recipe": recipe, "trained_on": "+".join(sources), "train_s": round(seconds, 1)}
             rows.append({**row, **score(detector, args.data, run / "eval", args.test_limit)})
             print(json.dumps(rows[-1]), flush=True)
+            with progress.open("a") as fh:
+                fh.write(json.dumps(rows[-1]) + "\n")
     results = {
         "cpu": cpu_name(),
         "limit_per_class": args.limit_per_class,

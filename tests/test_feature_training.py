@@ -111,3 +111,16 @@ def test_cli_trains_on_two_datasets(tmp_path: Path, cache: Path) -> None:
     done = subprocess.run(command, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     assert json.loads((out / "model.json").read_text())["trained_on"] == ["dfdc", "stylegan-ffhq"]
+
+
+def test_default_preset_without_the_cnns_data_trains_the_clip_head_alone(
+    tmp_path: Path, cache: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    from deepfake_detector.models.clip.engine import ClipHeadEngine
+
+    run = tmp_path / "gan-only"
+    train([str(SOURCES[1])], preset="default", out=run, overrides={**OVERRIDES, "cache_dir": str(cache)})
+    spec = json.loads((run / "model.json").read_text())
+    assert spec["fusion"] == {} and spec["trained_on"] == ["stylegan-ffhq"]
+    assert "is the CLIP head alone" in capfd.readouterr().err
+    assert isinstance(Detector.load(run).engine, ClipHeadEngine)

@@ -329,3 +329,13 @@ def test_bundle_without_recorded_checksum_is_refused(bundle_dir):
     (bundle_dir / "model.json").write_text(json.dumps(spec))
     with pytest.raises(InvalidModelFile, match="no weights_sha256"):
         load_bundle(bundle_dir)
+
+
+def test_list_models_matches_the_registry_and_timm_like_timm_does() -> None:
+    from deepfake_detector.models import list_models
+
+    assert {"seed-cnn", "mobilenetv2", "clip-vit-b16"} <= set(list_models())
+    assert all(not name.startswith("timm:") for name in list_models())  # no pattern: the registry only
+    found = list_models("*mobilenetv2*")
+    assert "mobilenetv2" in found and "timm:mobilenetv2_100" in found
+    assert list_models("timm:resnet18") == ["timm:resnet18"] and list_models("no-such-*") == []

@@ -186,6 +186,7 @@ def score_prepared(
 
 def region_decoder(spec: ModelSpec, faces: FacesMode) -> Callable[..., Iterator[tuple[int, Any]]]:
     """An evaluation decoder: (index, the image's region as training cut it, or UnreadableImage)."""
+
     def one(path: str) -> Any:
         try:
             return dataset_region(load_image(path), spec.crop_spec, int(spec.img_size), faces)[0]

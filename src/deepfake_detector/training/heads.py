@@ -18,6 +18,7 @@ GAN AUC (0.920 vs 0.921 alone, 0.447 for the CNN alone).
 from __future__ import annotations
 
 import os
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -169,8 +170,15 @@ def fit_fusion(
 
     cnn = Detector.load(cnn_ref)
     home = {source_name(s) for s in cnn.spec.trained_on}
-    if not home & {s.source for s in train}:
-        raise ValueError(f"fuse_with {cnn_ref}: trained on {sorted(home)}, none of the training sources")
+    if not home & {s.source for s in train} or home >= {s.source for s in train}:
+        # The gate learns "looks like the CNN's data" from the sources: it needs some of each kind.
+        print(
+            f"note: fuse_with {cnn_ref}: it was trained on {', '.join(sorted(home))}; the fusion needs "
+            "sources both from and beyond that, so this model is the CLIP head alone",
+            file=sys.stderr,
+            flush=True,
+        )
+        return {}, clip_val
 
     def domain_of(splits: list[SourceSplit]) -> LabelledFeatures:
         data = pooled(splits)
