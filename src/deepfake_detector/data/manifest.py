@@ -239,39 +239,58 @@ def read_csv_manifest(csv_path: str | Path, seed: int = 0) -> Manifest:
     """A CSV with columns path,label[,split]; relative paths are relative to the CSV's folder."""
     csv_path = Path(csv_path)
     base = csv_path.parent
-    samples: list[Sample] = []
-    has_split = False
     try:
         check_regular_file(csv_path, None, what="a manifest CSV")  # a FIFO or device would hang open()
     except UnreadableFile as exc:
         raise DatasetError(str(exc)) from exc
-    with open(csv_path, newline="", encoding="utf-8", errors="surrogateescape") as fh:
+    # utf-8-sig: a CSV saved by Excel starts with a byte-order mark, which is not part of "path".
+    with open(csv_path, newline="", encoding="utf-8-sig", errors="surrogateescape") as fh:
         reader = csv.DictReader(fh)
-        fields = [f.strip().lower() for f in reader.fieldnames or []]
-        if "path" not in fields or "label" not in fields:
-            raise DatasetError(f"{csv_path}: a manifest CSV needs 'path' and 'label' columns, has {fields}")
-        has_split = "split" in fields
-        for line_no, row in enumerate(reader, start=2):
-            row = {k.strip().lower(): (v or "").strip() for k, v in row.items() if k}
-            cls = _class_of(row["label"])
-            if cls is None:
-                raise DatasetError(f"{csv_path}:{line_no}: unknown label {row['label']!r}")
-            split = "train"
-            if has_split:
-                split = _split_of(row.get("split", "")) or ""
-                if not split:
-                    raise DatasetError(f"{csv_path}:{line_no}: unknown split {row.get('split')!r}")
-            path = row["path"] if os.path.isabs(row["path"]) else str(base / row["path"])
-            try:
-                size = os.stat(path).st_size
-            except OSError:
-                size = -1
-            samples.append(Sample(path, CLASS_NAMES.index(cls), split, size))
+        try:
+            samples, has_split = _csv_rows(reader, csv_path, base)
+        except csv.Error as exc:  # a NUL byte, a field over the csv module's limit, a broken quote
+            raise DatasetError(f"{csv_path}:{reader.line_num}: not a readable CSV row ({exc})") from exc
     if not samples:
         raise DatasetError(f"{csv_path}: manifest has no rows")
     if not has_split:
         samples = assign_splits(samples, seed=seed)
     return Manifest(str(base), tuple(samples), "csv")
+
+
+def _csv_rows(reader: csv.DictReader, csv_path: Path, base: Path) -> tuple[list[Sample], bool]:
+    """Samples from a manifest CSV's rows, and whether it has a split column (errors name file:line)."""
+    samples: list[Sample] = []
+    fields = [f.strip().lower() for f in reader.fieldnames or []]
+    if "path" not in fields or "label" not in fields:
+        raise DatasetError(f"{csv_path}: a manifest CSV needs 'path' and 'label' columns, has {fields}")
+    has_split = "split" in fields
+    for line_no, row in enumerate(reader, start=2):
+        row = {k.strip().lower(): (v or "").strip() for k, v in row.items() if k}
+        cls = _class_of(row["label"])
+        if cls is None:
+            raise DatasetError(f"{csv_path}:{line_no}: unknown label {row['label']!r}")
+        split = "train"
+        if has_split:
+            split = _split_of(row.get("split", "")) or ""
+            if not split:
+                raise DatasetError(f"{csv_path}:{line_no}: unknown split {row.get('split')!r}")
+        if "\x00" in row["path"]:
+            raise DatasetError(f"{csv_path}:{line_no}: the path holds a NUL byte, which no file name can")
+        path = row["path"] if os.path.isabs(row["path"]) else str(base / row["path"])
+        try:
+            size = os.stat(path).st_size
+        except OSError:
+            size = -1
+        samples.append(Sample(path, CLASS_NAMES.index(cls), split, size))
+    return samples, has_split
+
+
+def paths_in_several_splits(manifest: Manifest) -> list[str]:
+    """Files a manifest lists in more than one split (leakage between training and evaluation)."""
+    splits: dict[str, set[str]] = {}
+    for sample in manifest:
+        splits.setdefault(os.path.realpath(sample.path), set()).add(sample.split)
+    return sorted(path for path, names in splits.items() if len(names) > 1)
 
 
 _NEEDED_FOR = {"train": "to learn from", "val": "to calibrate the scores and choose the threshold"}

@@ -13,14 +13,21 @@ import lightning as L
 import numpy as np
 import torch
 from lightning.pytorch.callbacks import ModelCheckpoint, RichProgressBar, TQDMProgressBar
+from lightning.pytorch.utilities import rank_zero_only
 
 from deepfake_detector.data import Manifest, discover
 from deepfake_detector.data.crop import CropSpec
-from deepfake_detector.data.manifest import check_both_classes
+from deepfake_detector.data.manifest import check_both_classes, paths_in_several_splits
 from deepfake_detector.evaluation.calibration import fit_temperature
 from deepfake_detector.evaluation.metrics import compute_metrics
 from deepfake_detector.evaluation.threshold import choose_threshold
-from deepfake_detector.fileio import atomic_output, atomic_write_json, atomic_write_text, remove_stale_temps
+from deepfake_detector.fileio import (
+    atomic_output,
+    atomic_write_json,
+    atomic_write_text,
+    printable,
+    remove_stale_temps,
+)
 from deepfake_detector.models import create_model, model_info, save_bundle
 from deepfake_detector.models.weights import as_safetensors
 from deepfake_detector.spec import ModelSpec
@@ -74,7 +81,21 @@ def _prepare_run(data: str | None, preset: str, run_dir: Path, overrides: dict, 
     cfg = load_config(preset, overrides)
     manifest = _select(discover(data, seed=cfg.seed), cfg)
     check_both_classes(manifest)
+    warn_split_leakage(manifest, data)
     return cfg, manifest, data
+
+
+@rank_zero_only
+def warn_split_leakage(manifest: Manifest, data: str) -> None:
+    """Say so when the same file is listed in two splits (it would be validated on what it trained on)."""
+    repeated = paths_in_several_splits(manifest)
+    if repeated:
+        print(
+            f"warning: {data}: {len(repeated)} file(s) are listed in more than one split, e.g. "
+            f"{printable(repeated[0])}; validation then scores images it trained on",
+            file=sys.stderr,
+            flush=True,
+        )
 
 
 def _record_run(run_dir: Path, cfg: TrainConfig, manifest: Manifest, data: str) -> None:
