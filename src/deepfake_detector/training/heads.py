@@ -10,9 +10,10 @@ Fusion (`fuse_with: fast`): the CNN's logit is trusted on images that look like 
 was trained on, and the CLIP head everywhere. A second logistic head on the same features gives
 d = P(the image comes from the CNN's training sources); the fused logit is a linear mix of
 clip * (1 - d), clip * d, cnn * d and cnn * (1 - d), its four weights fitted on the pooled
-validation split. In a one-off check with a logistic CLIP head on dfdc and stylegan-ffhq Validation
-(fitted on one half, scored on the other), this kept the CNN's in-domain dfdc AUC (0.942 vs 0.936 alone, 0.835 for CLIP alone) and CLIP's
-GAN AUC (0.920 vs 0.921 alone, 0.447 for the CNN alone).
+validation split. In a one-off check with a logistic CLIP head on dfdc and stylegan-ffhq
+Validation (fitted on one half, scored on the other), this kept the CNN's in-domain dfdc AUC
+(0.942 vs 0.936 alone, 0.835 for CLIP alone) and CLIP's GAN AUC (0.920 vs 0.921 alone, 0.447 for
+the CNN alone).
 """
 
 from __future__ import annotations
