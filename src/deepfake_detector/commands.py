@@ -54,8 +54,14 @@ class TrainSummary:
 
     def describe(self) -> str:
         val = self.spec.metrics.get("val", {})
+        trained = f"epochs: {self.epochs}" if self.epochs else f"head on {', '.join(self.spec.trained_on)}"
+        per_source = "".join(
+            f"  {key.removeprefix('val/')} AUC: {m['roc_auc']:.4f}"
+            for key, m in self.spec.metrics.items()
+            if key.startswith("val/")
+        )
         return (
-            f"run: {self.run_dir}  epochs: {self.epochs}  "
+            f"run: {self.run_dir}  {trained}{per_source}  "
             f"val AUC: {val.get('roc_auc', float('nan')):.4f}  "
             f"val accuracy: {val.get('accuracy', float('nan')):.4f}  threshold: {self.spec.threshold:.3f}  "
             f"temperature: {self.spec.temperature:.3f}"
