@@ -13,9 +13,9 @@ from typing import TypeVar
 
 import numpy as np
 
-from deepfake_detector.data.images import UnreadableImage, load_image, resize_image
+from deepfake_detector.data.images import UnreadableImage, load_image
 
-Source = str | Path | bytes | np.ndarray
+Source = str | Path | bytes
 T = TypeVar("T")
 
 # Files decoded ahead of the consumer per worker: enough to hide decode latency, few enough to bound memory.
@@ -23,22 +23,14 @@ READ_AHEAD_PER_WORKER = 16
 
 
 def decode_one(source: Source, size: int | tuple[int, int] | None) -> np.ndarray | UnreadableImage:
-    """One image at `size`, or the UnreadableImage saying why not (never raises for a bad file)."""
+    """One image file (or its bytes) at `size`, or the UnreadableImage saying why not (never raises
+    for a bad file). Decoded arrays are checked by pipeline.as_rgb_array, not here."""
     try:
-        if isinstance(source, np.ndarray):
-            return _check_array(source) if size is None else resize_image(_check_array(source), size)
         return load_image(source, size=size)
     except UnreadableImage as exc:
         return exc
     except Exception as exc:  # a decoder bug on one odd file must not stop a batch of thousands
-        name = "<array>" if isinstance(source, np.ndarray) else source
-        return UnreadableImage(name if not isinstance(name, bytes) else None, f"cannot decode ({exc})")
-
-
-def _check_array(arr: np.ndarray) -> np.ndarray:
-    if arr.dtype != np.uint8 or arr.ndim != 3 or arr.shape[2] != 3:
-        raise UnreadableImage(None, f"expected an HxWx3 uint8 RGB array, got {arr.dtype} {arr.shape}")
-    return arr
+        return UnreadableImage(None if isinstance(source, bytes) else source, f"cannot decode ({exc})")
 
 
 def iter_mapped(
