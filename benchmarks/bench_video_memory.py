@@ -206,7 +206,7 @@ def run_mode(source: Path, mode: str, model: str, interval: float, workdir: Path
         "frames_decoded": frames if mode.startswith("every") else None,
         "frames_scored": details.get("sampled_frames", 1),
         "frames_with_faces": details.get("frames_with_faces"),
-        "tracks": len(details.get("tracks", [])) or len(row["boxes"]),
+        "tracks": len(details.get("tracks", [])) or len(row["faces"]),
         "pooled": details.get("pooled", False),
         "label": row["label"],
         "prob_fake": row["prob_fake"],

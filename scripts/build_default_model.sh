@@ -29,4 +29,7 @@ CLIP="$RUNS/default-clip"
 mkdir -p "$WEIGHTS/default/domain"
 cp "$CLIP/model.json" "$CLIP/head.safetensors" "$CLIP/head.json" "$CLIP/config.yaml" "$WEIGHTS/default/"
 cp "$CLIP/domain/head.safetensors" "$CLIP/domain/head.json" "$WEIGHTS/default/domain/"
+# Their model cards (what they detect, data, Validation and Test figures, limits, licences); the
+# Test figures come from `evaluate` runs in benchmarks/results/eval-{default,fast}/.
+$PY scripts/write_model_cards.py
 echo "shipped: $(ls "$WEIGHTS/fast") | $(ls "$WEIGHTS/default")"

@@ -9,9 +9,7 @@ test images -> conclusion.html linking every report and stating the measured res
 
 from __future__ import annotations
 
-import html
 import json
-import os
 import shlex
 import shutil
 import subprocess
@@ -43,63 +41,46 @@ def run(step: str, args: list[str], log: Path) -> float:
     return time.perf_counter() - start
 
 
-def pick_six(data: Path) -> list[str]:
-    """Three fake and three real test images, as the notebook's step 6 shows."""
+def pick_six(data: Path) -> dict[str, str]:
+    """Three fake and three real test images, as the notebook's step 6 shows: path -> true label."""
     from deepfake_detector.data import discover_split
 
     test = discover_split(data, "test")
     fakes = [s.path for s in test if s.label == 1][:3]
     reals = [s.path for s in test if s.label == 0][:3]
-    return fakes + reals
+    return {**dict.fromkeys(fakes, "fake"), **dict.fromkeys(reals, "real")}
 
 
-def metric_rows(metrics: dict) -> str:
-    keys = ["roc_auc", "accuracy", "balanced_accuracy", "f1", "eer", "ece", "threshold", "n_real", "n_fake"]
-    head = "".join(f"<th>{k}</th>" for k in keys)
-    rows = []
-    for name, m in metrics.items():
-        cells = "".join(f"<td>{_fmt(m.get(k))}</td>" for k in keys)
-        rows.append(f"<tr><td>{html.escape(name)}</td>{cells}</tr>")
-    return f"<table><tr><th>dataset</th>{head}</tr>{''.join(rows)}</table>"
+def write_conclusion(
+    out: Path, data: Path, timings: dict[str, float], sections: dict[str, Path], truths: dict[str, str]
+) -> Path:
+    """conclusion.html from what the steps wrote (evaluation/conclusion.py renders it)."""
+    from deepfake_detector.evaluation.conclusion import render_conclusion, thumbnail_uri
 
-
-def _fmt(value) -> str:
-    if value is None:
-        return "n/a"
-    return f"{value:.4f}" if isinstance(value, float) else html.escape(str(value))
-
-
-def write_conclusion(out: Path, data: Path, timings: dict[str, float], sections: dict[str, Path]) -> Path:
-    short = json.loads((out / "eval-short" / "metrics.json").read_text())
-    shipped = json.loads((out / "eval-default" / "metrics.json").read_text())
-    eda = json.loads((out / "eda" / "summary.json").read_text())
     predictions = [json.loads(line) for line in (out / "predictions.jsonl").read_text().splitlines() if line]
-    exact = eda.get("duplicates", {}).get("exact", [])
-    pred_rows = "".join(
-        f"<tr><td>{html.escape(os.path.basename(p['path']))}</td><td>{'Fake' if '/Fake/' in p['path'] else 'Real'}"
-        f"</td><td><b>{html.escape(str(p['label']))}</b></td><td>{_fmt(p.get('confidence'))}</td></tr>"
-        for p in predictions
+    for row in predictions:
+        row["thumbnail"] = thumbnail_uri(row["path"])
+    page = render_conclusion(
+        data_name=data.name,
+        command=f"make demo DATA={data}",
+        eda=json.loads((out / "eda" / "summary.json").read_text()),
+        evaluations=[
+            (
+                "The shipped default model on the test split",
+                json.loads((out / "eval-default" / "metrics.json").read_text()),
+            ),
+            (
+                "A short training of the default preset in this run",
+                json.loads((out / "eval-short" / "metrics.json").read_text()),
+            ),
+        ],
+        predictions=predictions,
+        truths=truths,
+        links={name: str(path.relative_to(out)) for name, path in sections.items()},
+        timings=timings,
     )
-    links = "".join(
-        f'<li><a href="{html.escape(str(path.relative_to(out)))}">{html.escape(name)}</a></li>'
-        for name, path in sections.items()
-    )
-    times = "".join(f"<li>{html.escape(k)}: {v:.0f} s</li>" for k, v in timings.items())
-    page = f"""<!doctype html><html><head><meta charset="utf-8"><title>deepfake-detector demo: conclusion</title>
-<style>body{{font-family:sans-serif;max-width:980px;margin:2em auto}}table{{border-collapse:collapse}}
-td,th{{border:1px solid #ccc;padding:4px 8px;text-align:right}}</style></head><body>
-<h1>Conclusion: {html.escape(data.name)}</h1>
-<p>Every number below was measured by this run (<code>make demo DATA={html.escape(str(data))}</code>).</p>
-<h2>Data</h2><p>Counts: {html.escape(json.dumps(eda.get("counts")))}. Exact duplicate groups: {len(exact)}
-(leakage across splits is listed in the EDA report). Unreadable files: {len(eda.get("unreadable", []))}.</p>
-<h2>The shipped default model on the test split</h2>{metric_rows(shipped)}
-<h2>A short training of the default preset in this run</h2>{metric_rows(short)}
-<p>A short run is a smoke test of the pipeline, not the shipped model's recipe length.</p>
-<h2>Six test images (the notebook's step 6), shipped default model</h2>
-<table><tr><th>file</th><th>truth</th><th>verdict</th><th>confidence</th></tr>{pred_rows}</table>
-<h2>Reports</h2><ul>{links}</ul><h2>Time per step</h2><ul>{times}</ul></body></html>"""
     path = out / "conclusion.html"
-    path.write_text(page)
+    path.write_text(page, encoding="utf-8")
     return path
 
 
@@ -152,11 +133,12 @@ def main() -> None:
         ["evaluate", "default", str(data), *others, "--out", str(out / "eval-default")],
         log,
     )
+    six = pick_six(data)
     timings["predict"] = run(
         "6. predict six test images",
         [
             "predict",
-            *pick_six(data),
+            *six,
             "--model",
             "default",
             "--format",
@@ -166,7 +148,7 @@ def main() -> None:
         ],
         log,
     )
-    subprocess.run([*CLI, "predict", *pick_six(data), "--model", "default"], check=False)
+    subprocess.run([*CLI, "predict", *six, "--model", "default"], check=False)
     sections = {
         "EDA report": out / "eda" / "report.html",
         "Model of the short run (its spec and per-source validation metrics)": out / "run" / "model.json",
@@ -174,7 +156,7 @@ def main() -> None:
         "Evaluation of the shipped default model": out / "eval-default" / "report.html",
         "Predictions (JSONL)": out / "predictions.jsonl",
     }
-    path = write_conclusion(out, data, timings, sections)
+    path = write_conclusion(out, data, timings, sections, six)
     print(f"\nconclusion: {path}")
 
 

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
+import pytest
 from PIL import Image
 
 SHARED_DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data"
@@ -53,3 +55,31 @@ def make_exported_bundle(folder: Path) -> Path:
     make_bundle(folder)
     export_onnx(folder)
     return folder
+
+
+def assert_verdict_consistent(row: dict) -> None:
+    """A prediction row (Python's to_dict, a JSON row, a CSV row of strings, a REST answer) says what
+    its own numbers say: the label is the rule's (verdict.DecisionRule) for its prob_fake, threshold
+    and band, a fake has P(fake) > 0.5 and a real < 0.5, and confidence is the label's probability."""
+    from deepfake_detector.verdict import DecisionRule
+
+    def number(value: object) -> float | None:
+        return None if value in ("", None) else float(value)  # type: ignore[arg-type]
+
+    prob, confidence = number(row["prob_fake"]), number(row["confidence"])
+    rule = DecisionRule(float(row["threshold"]), float(row["uncertain_band"]))
+    faces = json.loads(row["faces"]) if isinstance(row["faces"], str) else row["faces"]
+    assert int(row["face_count"]) == len(faces), row
+    if prob is None:
+        assert row["label"] == "" and confidence is None and not faces, row
+        return
+    assert prob == pytest.approx(max(face["prob_fake"] for face in faces), abs=1e-6), row
+    assert row["label"] == rule.label(prob), row
+    if row["label"] == "fake":
+        assert prob > 0.5 and confidence == pytest.approx(prob, abs=1e-6), row
+    elif row["label"] == "real":
+        assert prob < 0.5 and confidence == pytest.approx(1 - prob, abs=1e-6), row
+    else:
+        assert confidence is None, row
+    for face in faces:
+        assert face["label"] == rule.label(face["prob_fake"]), row

@@ -211,7 +211,7 @@ def test_predict_scores_the_good_files_and_names_each_bad_one(model: Path, folde
     for want in Detector.load(model).predict(readable):  # the Python API's answer for each file
         row = rows[want.path]
         assert not row["error"], f"{want.path}: {row['error']}"
-        assert (row["label"], row["note"], row["faces"]) == (want.label, want.note, len(want.faces))
+        assert (row["label"], row["note"], row["face_count"]) == (want.label, want.note, len(want.faces))
         assert row["prob_fake"] == (
             None if want.prob_fake is None else pytest.approx(want.prob_fake, abs=1e-6)
         )
@@ -237,7 +237,7 @@ def test_predict_scores_the_good_files_and_names_each_bad_one(model: Path, folde
         ],
     )
     assert_clean_exit(never, (0,))
-    assert json.loads(never.stdout)["predictions"][0]["boxes"][0]["box"] == [0, 0, 40, 80]
+    assert json.loads(never.stdout)["predictions"][0]["faces"][0]["box"] == [0, 0, 40, 80]
 
 
 @pytest.mark.parametrize("fmt", ["csv", "table"])
@@ -277,7 +277,7 @@ def test_predict_dataset_local_writes_a_row_per_file(model: Path, folder, tmp_pa
             assert not row["error"], f"{name}: {row['error']}"
         else:
             check_error(name, path, row["error"])
-    assert all(rows[str(p)]["label"] in ("real", "fake") for p in good)
+    assert all(rows[str(p)]["label"] in ("real", "fake", "uncertain") for p in good)
 
 
 # --- eda -------------------------------------------------------------------------------------------
@@ -430,7 +430,7 @@ def test_each_corpus_file_uploaded_gives_a_result_or_a_4xx_naming_it(client, fol
         if expected(name).readable or name == "no_permission":
             assert response.status_code == 200, (name, response.text)
             result = response.json()
-            assert result["filename"] == shown
+            assert result["path"] == shown
             if name == "exif_rotated":
                 assert (result["image"]["width"], result["image"]["height"]) == (40, 80)
         else:
@@ -455,5 +455,5 @@ def test_batch_upload_of_the_whole_corpus_answers_per_file(client, folder) -> No
         if expected(name).readable or name == "no_permission":
             assert item["status"] == 200 and item["error"] is None, (name, item)
         else:
-            assert item["status"] == 422 and item["error"].startswith(item["filename"] + ": "), (name, item)
+            assert item["status"] == 422 and item["error"].startswith(item["path"] + ": "), (name, item)
             check_error(name, corpus[name], item["error"])

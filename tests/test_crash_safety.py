@@ -201,9 +201,7 @@ def test_training_killed_at_three_random_points_resumes_to_a_complete_run(tmp_pa
     assert [p.error for p in predictions] == [""] * 4
     probs = 1 / (1 + np.exp(-reference_logits(run, images) / detector.spec.temperature))
     np.testing.assert_allclose([p.prob_fake for p in predictions], probs, atol=1e-5)
-    assert [p.label for p in predictions] == [
-        "fake" if q >= detector.spec.threshold else "real" for q in probs
-    ]
+    assert [p.label for p in predictions] == [detector.spec.rule.label(float(q)) for q in probs]
 
 
 def test_checkpoint_io_writes_whole_files_and_early_stopping_stays_stopped(tmp_path: Path) -> None:

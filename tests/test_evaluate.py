@@ -187,6 +187,14 @@ def test_evaluate_cli_end_to_end(tiny_model: Path, datasets: tuple[Path, Path], 
 
     html = (out / "report.html").read_text()
     assert "kaggle-faces" in html and "only-real" in html and "never seen" in html
+    # This bundle has no list of its training images: the report and metrics.json say so.
+    assert both["training_overlap"] == {
+        "checked_by": "not checked",
+        "n_excluded": 0,
+        "examples": [],
+        "split": "",
+    }
+    assert "this model has no list of its training images to check against" in html
     assert "data:image/png;base64," in html and "broken.jpg" in html
     assert (out / "plots" / "kaggle-faces_roc.png").stat().st_size > 0
     assert (out / "plots" / "kaggle-faces_robustness.png").stat().st_size > 0

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from inference_helpers import make_bundle, shared_images
+from inference_helpers import assert_verdict_consistent, make_bundle, shared_images
 from PIL import Image
 
 from deepfake_detector.data.crop import CropSpec, crop_shaped, cut_face, region_box, shifted_region
@@ -61,7 +61,7 @@ def test_group_photo_gives_one_row_per_face(detector: Detector, photos: dict[str
             assert x <= x1 < x2 <= x + 256 and y <= y1 < y2 <= y + 256, (face.box, (x, y))
             assert (x2 - x1) * (y2 - y1) > 0.15 * 256 * 256  # a face, not a speck
         assert row.prob_fake == max(face.prob_fake for face in row.faces)
-        assert row.label == ("fake" if row.prob_fake >= row.threshold else "real")
+        assert_verdict_consistent(row.to_dict())
 
     # Each face row scores exactly that face's region cut by the model's crop spec.
     image = load_image(photos["group"])

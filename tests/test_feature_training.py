@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 from inference_helpers import SHARED_DATA
 
+from deepfake_detector.data.train_manifest import read_train_manifest
 from deepfake_detector.inference import Detector
 from deepfake_detector.training import train
 from deepfake_detector.training.heads import mixture_inputs, sigmoid
@@ -48,6 +49,10 @@ def test_several_sources_give_one_model_that_lists_them_all(fused: Path) -> None
     assert counts == {"dfdc": {"real": 10, "fake": 10}, "stylegan-ffhq": {"real": 10, "fake": 10}}
     faces = json.loads((fused / "faces.json").read_text())
     assert set(faces) == {"dfdc/train", "dfdc/val", "stylegan-ffhq/train", "stylegan-ffhq/val"}
+    recorded = read_train_manifest(fused)  # every train/val file, for evaluate to leave out
+    assert recorded is not None and sorted({f.source for f in recorded.files}) == ["dfdc", "stylegan-ffhq"]
+    assert len(recorded.files) == 80 and all(len(f.sha256) == 64 for f in recorded.files)
+    assert json.loads((fused / "data.json").read_text())["split"]["seed"] == recorded.seed
     assert (
         faces["dfdc/train"]["real"]["images"] == 10
         and "face_fraction_percentiles" in faces["dfdc/train"]["real"]

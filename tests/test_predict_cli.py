@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from inference_helpers import make_exported_bundle, write_images
+from inference_helpers import assert_verdict_consistent, make_exported_bundle, write_images
 from PIL import Image
 from typer.testing import CliRunner
 
@@ -51,7 +51,7 @@ def assert_rows_match(rows: list[dict], expected: list[Prediction]) -> None:
     """CLI rows (JSON, or CSV with string fields) equal the API's predictions, in the same order."""
     assert [row["path"] for row in rows] == [p.path for p in expected]
     for row, want in zip(rows, expected, strict=True):
-        assert (row["label"], int(row["faces"])) == (want.label, len(want.faces)), row["path"]
+        assert (row["label"], int(row["face_count"])) == (want.label, len(want.faces)), row["path"]
         assert float(row["prob_fake"]) == pytest.approx(want.prob_fake, abs=1e-6), row["path"]
         assert float(row["threshold"]) == pytest.approx(want.threshold)
 
@@ -80,12 +80,8 @@ def test_folder_is_searched_recursively_and_a_corrupt_file_gives_an_error_row(
     assert "truncated" in broken["error"].lower() and broken["label"] == "" and broken["prob_fake"] == ""
     for row in rows:
         if not row["error"]:
-            prob = float(row["prob_fake"])
-            assert row["label"] == ("fake" if prob >= float(row["threshold"]) else "real")
-            assert float(row["confidence"]) == pytest.approx(
-                prob if row["label"] == "fake" else 1 - prob, abs=1e-6
-            )
-            assert row["faces"] == "1" and json.loads(row["boxes"])[0]["box"] == [0, 0, 80, 80]
+            assert_verdict_consistent(row)
+            assert row["face_count"] == "1" and json.loads(row["faces"])[0]["box"] == [0, 0, 80, 80]
     assert "8 images: " in result.stderr and ", 1 error in " in result.stderr and "img/s" in result.stderr
 
 
@@ -121,9 +117,7 @@ def test_json_and_table_formats(model: Path, tree: Path, tmp_path: Path) -> None
     assert_rows_match(doc["predictions"], expected)
     labels = [p.label for p in expected]
     assert (doc["summary"]["fake"], doc["summary"]["real"]) == (labels.count("fake"), labels.count("real"))
-    assert {"path", "label", "prob_fake", "confidence", "threshold", "faces", "error", "boxes"} <= set(
-        doc["predictions"][0]
-    )
+    assert list(doc["predictions"][0]) == list(ROW_FIELDS)
 
     table = run(str(tree / "b"), "--model", str(model), "--format", "table")
     assert table.exit_code == 1
@@ -173,7 +167,13 @@ def test_photo_without_a_face_is_not_an_error(model: Path, tmp_path: Path) -> No
     result = run(str(photo), "--model", str(model), "--format", "jsonl")
     assert result.exit_code == 0, result.output
     row = json.loads(result.stdout)
-    assert row["faces"] == 0 and row["note"] == "no face found" and row["error"] == "" and row["label"] == ""
+    assert (
+        row["face_count"] == 0
+        and row["faces"] == []
+        and row["note"] == "no face found"
+        and row["error"] == ""
+        and row["label"] == ""
+    )
     assert "1 no face" in result.stderr
 
 
@@ -191,7 +191,7 @@ def test_heatmap_option_writes_one_overlay_per_face_and_a_page(
     result = run(str(tree / "a"), "--model", str(model), "--format", "jsonl", "--heatmap", str(out))
     assert result.exit_code == 0, result.output
     rows = [json.loads(line) for line in result.stdout.splitlines()]
-    heatmaps = [Path(face["heatmap"]) for row in rows for face in row["boxes"]]
+    heatmaps = [Path(face["heatmap"]) for row in rows for face in row["faces"]]
     assert len(heatmaps) == 5 and all(p.is_file() and p.parent == out for p in heatmaps)
     assert (out / "index.html").is_file()
 

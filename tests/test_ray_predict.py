@@ -130,7 +130,7 @@ def test_ray_engine_gives_the_local_rows(tmp_path: Path, local_ray) -> None:
     assert len(local_rows) == len(ray_rows) == 301
     assert [r["path"] for r in ray_rows] == [r["path"] for r in local_rows]
     for a, b in zip(local_rows, ray_rows, strict=True):
-        for key in ("label", "faces", "error", "note", "threshold", "boxes"):
+        for key in ("label", "face_count", "faces", "error", "note", "threshold", "uncertain_band"):
             assert a[key] == b[key], (a["path"], key)
         if a["prob_fake"] is None:
             assert b["prob_fake"] is None
@@ -138,4 +138,4 @@ def test_ray_engine_gives_the_local_rows(tmp_path: Path, local_ray) -> None:
             assert b["prob_fake"] == pytest.approx(a["prob_fake"], abs=1e-6)
     broken = next(r for r in ray_rows if r["path"].endswith("broken.jpg"))
     assert broken["error"] and broken["prob_fake"] is None
-    assert len({r["label"] for r in ray_rows if not r["error"]} - {"real", "fake"}) == 0
+    assert len({r["label"] for r in ray_rows if not r["error"]} - {"real", "fake", "uncertain"}) == 0

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
+from inference_helpers import assert_verdict_consistent
 from PIL import Image
 from service_helpers import dfdc_image, jpeg_bytes, model_ref, png_bytes
 
@@ -94,7 +95,7 @@ def test_predict_gives_the_same_probability_as_the_cli(
         assert body["threshold"] == pytest.approx(expected.threshold)
         assert body["confidence"] == pytest.approx(expected.confidence, abs=1e-5)
         assert [face["box"] for face in body["faces"]] == [list(face.box) for face in expected.faces]
-    assert multipart["filename"] == path.name and raw["filename"] == "upload"
+    assert multipart["path"] == path.name and raw["path"] == "upload"
 
 
 def test_prediction_carries_faces_label_threshold_and_timing(client: TestClient) -> None:
@@ -112,7 +113,7 @@ def test_prediction_carries_faces_label_threshold_and_timing(client: TestClient)
     x1, y1, x2, y2 = face["box"]  # the detected face, which fills most of the crop
     assert 0 <= x1 < x2 <= 224 and 0 <= y1 < y2 <= 224 and min(x2 - x1, y2 - y1) >= 0.6 * 224
     assert face["heatmap_png"] is None
-    assert face["label"] == ("fake" if face["prob_fake"] >= body["threshold"] else "real")
+    assert_verdict_consistent(body)
     assert body["label"] == face["label"] and body["prob_fake"] == face["prob_fake"]
     timing = body["timing_ms"]
     assert {"decode", "inference", "queue", "total"} <= set(timing)
@@ -168,7 +169,7 @@ def test_client_file_name_is_only_a_label(client: TestClient) -> None:
     for sent, shown in (("../../../etc/passwd.jpg", "passwd.jpg"), ("C:\\Users\\me\\face.jpg", "face.jpg")):
         response = client.post("/v1/predict", files={"file": (sent, data, "image/jpeg")})
         assert response.status_code == 200
-        assert response.json()["filename"] == shown
+        assert response.json()["path"] == shown
     assert clean_filename("a\x00b\x1bc.jpg") == "abc.jpg" and clean_filename("../") == "upload"
     assert clean_filename("x" * 500) == "x" * 200
 
@@ -271,7 +272,7 @@ def test_batch_mixes_good_and_bad_files_with_per_file_errors(client: TestClient,
     assert response.status_code == 200
     body = response.json()
     assert body["count"] == 4 and body["errors"] == 2
-    assert [item["filename"] for item in body["results"]] == [real.name, "notes.txt", "cut.jpg", fake.name]
+    assert [item["path"] for item in body["results"]] == [real.name, "notes.txt", "cut.jpg", fake.name]
     assert [item["status"] for item in body["results"]] == [200, 422, 422, 200]
     assert body["results"][1]["error"] == "notes.txt: not an image (content looks like text/HTML)"
     assert body["results"][2]["error"].startswith("cut.jpg: ") and body["results"][2]["result"] is None
@@ -293,7 +294,7 @@ def test_batch_limits_files_and_file_size(client: TestClient) -> None:
         files=[("files", ("big.png", big, "image/png")), ("files", ("ok.png", small, "image/png"))],
     )
     assert mixed.status_code == 200
-    statuses = [(item["filename"], item["status"]) for item in mixed.json()["results"]]
+    statuses = [(item["path"], item["status"]) for item in mixed.json()["results"]]
     assert statuses == [("big.png", 413), ("ok.png", 200)]
     assert "file too large" in mixed.json()["results"][0]["error"]
     assert (

@@ -52,8 +52,8 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         yield running
 
 
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
+def headless_chromium() -> Iterator[Any]:
+    """Debian's Chromium driven by Playwright (skips, saying why, where either is missing)."""
     problem = chromium_problem()
     if problem:
         pytest.skip(problem)
@@ -65,6 +65,11 @@ def browser() -> Iterator[Any]:
         )
         yield chromium
         chromium.close()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    yield from headless_chromium()
 
 
 def api_prediction(server: Server, path: Path) -> dict:
@@ -112,14 +117,25 @@ def test_page_shows_verdicts_for_a_real_and_a_fake_image(
             seen.add(name)
             result = expected[name]
             verdict = card.locator(".verdict").inner_text()
-            assert verdict == result["label"].upper() and verdict in ("REAL", "FAKE")
+            assert verdict == result["label"].upper() and verdict in ("REAL", "FAKE", "UNCERTAIN")
             prob = result["prob_fake"]
             assert card.locator(".prob-fill").get_attribute("style") == f"width: {100 * prob:.1f}%;"
             assert card.locator(".prob-bar").get_attribute("aria-valuenow") == str(prob)
-            assert f"P(fake) {100 * prob:.1f}%" in card.locator(".numbers").inner_text()
+            numbers = card.locator(".numbers").inner_text()
+            assert f"P(fake) {100 * prob:.1f}%" in numbers
+            # The words shown never contradict the probability shown beside them.
+            if verdict == "FAKE":
+                assert prob > 0.5 and f"{100 * prob:.1f}% sure it is fake" in numbers
+            elif verdict == "REAL":
+                assert prob < 0.5 and f"{100 * (1 - prob):.1f}% sure it is real" in numbers
+            else:
+                assert "too close to the threshold" in numbers
             box = card.locator(".face-box")
             assert box.count() == 1 and box.is_visible()
-            assert card.locator(".face-tag").inner_text() == f"{result['label']} {prob:.2f}"
+            assert (
+                card.locator(".face-tag").inner_text()
+                == f"{result['faces'][0]['label']} · P(fake) {prob:.2f}"
+            )
             assert card.locator("img.photo").evaluate("img => img.complete && img.naturalWidth") == 224
         assert seen == {real.name, fake.name}
 
@@ -152,3 +168,39 @@ def test_page_shows_verdicts_for_a_real_and_a_fake_image(
     page.close()
     assert page_errors == []
     assert outside_requests == []
+
+
+PAGE_FITS = """
+() => ({
+  scroll: document.documentElement.scrollWidth,
+  viewport: window.innerWidth,
+  widest: Math.max(...[...document.querySelectorAll("img, .card, .prob-bar, table")]
+    .map((node) => node.getBoundingClientRect().right)),
+})
+"""
+
+
+@pytest.mark.parametrize("width,height", [(1280, 800), (390, 844)])
+def test_page_fits_desktop_and_phone_widths_and_says_what_the_model_detects(
+    server: Server, browser: Any, tmp_path: Path, width: int, height: int
+) -> None:
+    from playwright.sync_api import expect
+
+    model = httpx.get(server.url + "/v1/model", timeout=60).json()
+    page = browser.new_page(viewport={"width": width, "height": height})
+    try:
+        page.goto(server.url + "/")
+        expect(page.locator("#model-info")).to_have_text(re.compile(r"^Model "), timeout=RESULT_TIMEOUT_MS)
+        assert "uncertain between" in page.locator("#model-info").inner_text()
+        if model.get("detects"):
+            expect(page.locator("#model-detects")).to_have_text(model["detects"])
+        page.set_input_files("#file-input", [str(dfdc_image("Fake", 1))])
+        expect(page.locator("article.card[data-status=done]")).to_have_count(1, timeout=RESULT_TIMEOUT_MS)
+        fits = page.evaluate(PAGE_FITS)
+        assert fits["scroll"] <= fits["viewport"] and fits["widest"] <= fits["viewport"] + 0.5, fits
+        assert page.locator("img.photo").evaluate("img => img.complete && img.naturalWidth") > 0
+    except Exception:
+        page.screenshot(path=str(tmp_path / f"failure-{width}.png"), full_page=True)
+        raise
+    finally:
+        page.close()

@@ -127,7 +127,9 @@ def test_predict_with_a_fifo_and_dev_zero_returns_and_scores_the_rest(model: Pat
     assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr[-2000:]
     rows = {row["path"]: row for row in map(json.loads, result.stdout.splitlines())}
     assert set(rows) == {*map(str, files.values()), "/dev/zero"}
-    assert all(rows[str(files[name])]["label"] in ("real", "fake") for name in ("good_0", "good_1"))
+    assert all(
+        rows[str(files[name])]["label"] in ("real", "fake", "uncertain") for name in ("good_0", "good_1")
+    )
     assert "named pipe (FIFO), not a regular file" in rows[str(files["fifo"])]["error"]
     assert "character device" in rows[str(files["zero"])]["error"]
     assert "character device" in rows["/dev/zero"]["error"]
@@ -165,7 +167,7 @@ def test_csv_keeps_every_odd_name_exact_and_neutralises_formulas(model: Path, co
     got = {row["path"] for row in rows}
     want = {("'" + file_name if name in NEUTRALISED else file_name) for name, file_name in names.items()}
     assert got == want
-    assert all(row["label"] in ("real", "fake") and float(row["prob_fake"]) >= 0 for row in rows)
+    assert all(row["label"] in ("real", "fake", "uncertain") and float(row["prob_fake"]) >= 0 for row in rows)
 
 
 def test_json_keeps_odd_names_as_they_are(model: Path, corpus, monkeypatch) -> None:

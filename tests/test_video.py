@@ -213,7 +213,7 @@ def test_real_only_and_fake_only_videos_get_the_verdict_of_their_frames(
     assert row.video is not None and row.video.info.frame_count == 12
     assert len(row.video.sampled) == 6 and len(row.faces) == 1  # the video is a face crop: one track
     (track,) = row.video.tracks
-    assert track.label == kind and track.faces == 6 and track.decides
+    assert track.label == kind and track.face_count == 6 and track.decides
     assert all((face.prob_fake >= row.threshold) == (kind == "fake") for face in row.video.faces)
     # Each sampled face scores like the frame it came from scored as an image (up to video coding).
     wanted = [f.frame for f in row.video.faces]
@@ -294,13 +294,13 @@ def test_a_face_moving_across_a_larger_frame_is_one_track_and_two_faces_are_two(
         two.append(canvas)
     single = score_video(detector, write_video(tmp_path / "one.mp4", one), options=VideoOptions(every=1))
     details = single.prediction.video
-    assert details is not None and len(details.tracks) == 1 and details.tracks[0].faces == 8
+    assert details is not None and len(details.tracks) == 1 and details.tracks[0].face_count == 8
     xs = [face.box[0] for face in details.faces]
     assert xs == sorted(xs) and xs[-1] - xs[0] > 60  # the box follows the face to the right
 
     double = score_video(detector, write_video(tmp_path / "two.mp4", two), options=VideoOptions(every=1))
     details = double.prediction.video
-    assert details is not None and [t.faces for t in details.tracks] == [8, 8]
+    assert details is not None and [t.face_count for t in details.tracks] == [8, 8]
     for track in details.tracks:  # each track stays on one side of the frame: one person each
         centres = [(f.box[0] + f.box[2]) / 2 for f in details.faces if f.track == track.id]
         assert max(centres) < 320 or min(centres) > 320
@@ -352,7 +352,7 @@ def test_cli_batch_with_bad_videos_scores_the_rest_and_writes_the_reports(
     assert "decoding stopped after frame" in cut["note"] and cut["video"]["warning"]
     assert photo["error"] == "" and "video" not in photo
     for row, kind in ((real, "real"), (fake, "fake")):
-        assert row["label"] == kind and row["faces"] == 1 and row["error"] == ""
+        assert row["label"] == kind and row["face_count"] == 1 and row["error"] == ""
         video = row["video"]
         assert video["sampled_frames"] == 4 and len(video["timeline"]) == 4 and video["frame_count"] == 12
         assert video["tracks"][0]["label"] == kind and video["frames"]  # key frames listed
@@ -363,7 +363,9 @@ def test_cli_batch_with_bad_videos_scores_the_rest_and_writes_the_reports(
     table = runner.invoke(app, ["predict", str(videos["fake"]), "--format", "csv", "--frames", "3"])
     assert table.exit_code == 0, table.output
     (csv_row,) = csv.DictReader(io.StringIO(table.stdout))
-    assert csv_row["path"] == str(videos["fake"]) and csv_row["label"] == "fake" and csv_row["faces"] == "1"
+    assert (
+        csv_row["path"] == str(videos["fake"]) and csv_row["label"] == "fake" and csv_row["face_count"] == "1"
+    )
     assert (
         float(csv_row["prob_fake"]) >= float(csv_row["threshold"])
         and "3 of 12 frames sampled" in csv_row["note"]
@@ -399,6 +401,9 @@ def test_heatmap_puts_grad_cam_overlays_on_the_contact_sheet(videos: dict[str, P
     x, y = PAD + THUMB_SIDE + PAD, HEADER_H + FACE_SIDE
     heat = sheet[y : y + FACE_SIDE, x : x + FACE_SIDE].astype(int)
     assert heat.std() > 10  # an overlay, not the empty background
+    page = (tmp_path / "hm" / "index.html").read_text()
+    assert "1 video." in page and "0 images" not in page  # the page counts what it was given
+    assert f'href="{sheet_path.name}"' in page and f'href="{Path(video["files"]["timeline"]).name}"' in page
 
 
 # --------------------------------------------------------------------------- API
@@ -417,7 +422,7 @@ def test_api_scores_a_short_video(api: TestClient, videos: dict[str, Path], dete
     assert response.status_code == 200, response.text
     body = response.json()
     expected = detector.predict([videos["fake"]], video=VideoOptions(frames=4))[0]
-    assert body["filename"] == "clip.avi" and body["label"] == "fake" == expected.label
+    assert body["path"] == "clip.avi" and body["label"] == "fake" == expected.label
     assert body["prob_fake"] == pytest.approx(expected.prob_fake, abs=1e-5)
     assert body["video"]["frame_count"] == 12 and body["sampled_frames"] == 4 and len(body["timeline"]) == 4
     assert png_size(base64.b64decode(body["contact_sheet_png"]))[0] > 300

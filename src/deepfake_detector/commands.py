@@ -17,7 +17,9 @@ from deepfake_detector.options import (
     EdaOptions,
     EvaluateOptions,
     ExportOptions,
+    InfoOptions,
     PredictDatasetOptions,
+    PushOptions,
     ServeOptions,
     TrainOptions,
     value_of,
@@ -25,6 +27,7 @@ from deepfake_detector.options import (
 from deepfake_detector.outputs import check_output_file, check_output_folder, read_head
 
 if TYPE_CHECKING:
+    from deepfake_detector.hub import PushResult
     from deepfake_detector.inference import Detector
     from deepfake_detector.spec import ModelSpec
 
@@ -128,12 +131,20 @@ def run_evaluate(
 ) -> EvaluateResult:
     """Metrics, plots and report.html in options.out (Detector.evaluate); datasets checked first."""
     from deepfake_detector.evaluation.evaluate import load_datasets
+    from deepfake_detector.evaluation.holdout import TrainingData, load_training_data
     from deepfake_detector.inference import Detector
+    from deepfake_detector.locate import ModelNotFound, model_dir
 
     check_output_folder(options.out, "report folder")
-    load_datasets(options.datasets, options.split, options.limit_per_class)  # before the model loads
+    try:
+        training = load_training_data(model_dir(options.model))
+    except ModelNotFound:
+        training = TrainingData()  # Detector.load names the missing model, after the datasets
+    # Before the model loads: a missing dataset, or one holding only training images, fails here.
+    load_datasets(options.datasets, options.split, options.limit_per_class, training)
     detector = Detector.load(options.model, engine=value_of(options.engine), device=options.device)
     kwargs: dict[str, Any] = {
+        "training": training,
         "batch_size": options.batch_size,
         "workers": options.workers,
         "limit": options.limit_per_class,
@@ -241,4 +252,45 @@ def serve(options: ServeOptions) -> None:
         # Connections beyond this get 503 from uvicorn itself: bounds memory held by slow uploads.
         limit_concurrency=max(64, 4 * options.queue_size),
         timeout_keep_alive=int(options.keep_alive),
+    )
+
+
+@dataclass
+class ModelInfo:
+    """What `info` shows: the model's card and a summary of its spec."""
+
+    folder: Path
+    spec: ModelSpec
+    detects: str
+    card: str
+
+    def to_dict(self) -> dict[str, Any]:
+        from deepfake_detector.modelcard import spec_summary
+
+        return {"folder": str(self.folder), **spec_summary(self.spec), "detects": self.detects,
+                "model_card": self.card}  # fmt: skip
+
+
+def run_info(options: InfoOptions) -> ModelInfo:
+    """A model's MODEL_CARD.md (made from its model.json when the folder has none: older runs)."""
+    from deepfake_detector.locate import model_dir
+    from deepfake_detector.modelcard import detects_line, model_card_text
+    from deepfake_detector.spec import ModelSpec
+
+    folder = model_dir(options.model)
+    spec = ModelSpec.load(folder / "model.json")
+    return ModelInfo(folder, spec, detects_line(spec), model_card_text(folder, spec))
+
+
+def run_push(options: PushOptions) -> PushResult:
+    """Upload a finished model to the Hugging Face Hub (hub.push_model)."""
+    from deepfake_detector.hub import push_model
+
+    return push_model(
+        options.run,
+        options.repo,
+        private=options.private,
+        revision=options.revision,
+        message=options.message,
+        license=options.license,
     )

@@ -1,4 +1,5 @@
-"""Where a model reference points: `default`, a run directory, or a weights/spec/onnx file."""
+"""Where a model reference points: `default`, a run directory, a weights/spec/onnx file, or a model
+on the Hugging Face Hub (`hf://owner/name[@revision]`, downloaded into the HF cache: hub.py)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,10 @@ class ModelNotFound(FileNotFoundError):
 def model_dir(model_ref: str | Path) -> Path:
     """The folder holding model.json for a reference; `default` is the model shipped in the package."""
     ref = str(model_ref)
+    if ref.startswith("hf://"):
+        from deepfake_detector.hub import download_model
+
+        return download_model(ref)
     if ref == "default" or (not Path(ref).exists() and (PACKAGED_MODELS / ref / "model.json").is_file()):
         folder = PACKAGED_MODELS / ref
         if not (folder / "model.json").is_file():
@@ -29,7 +34,7 @@ def model_dir(model_ref: str | Path) -> Path:
             raise ModelNotFound(f"{path}: no model.json beside it to say how to use these weights")
         return path.parent
     raise ModelNotFound(
-        f"{ref}: no such model file or folder (use a run directory, a model file or 'default')"
+        f"{ref}: no such model file or folder (use a run directory, a model file, 'default' or hf://owner/name)"
     )
 
 

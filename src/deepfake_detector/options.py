@@ -76,6 +76,8 @@ class PredictOptions:
     engine: Engine = Engine.auto  # these three apply when run_predict is given a model, not a Detector
     threads: int | None = None
     device: str = "cpu"
+    threshold: float | None = None  # None: the model's own (model.json)
+    uncertain_band: float | None = None  # None: the model's own (default 0.05)
     faces: Faces = Faces.auto
     batch_size: int = 64
     workers: int = 2
@@ -83,6 +85,8 @@ class PredictOptions:
     out: Path | None = None  # None: stdout
     resume: bool = False  # with format jsonl and out: skip the paths already in out, append the rest
     heatmap: Path | None = None  # folder for Grad-CAM overlays and index.html (needs PyTorch)
+    save: Path | None = None  # folder for annotated copies of the images (Prediction.plot)
+    report: Path | None = None  # folder for a summary page: counts, P(fake) histogram, most suspicious
     frames: int | None = None  # videos: frames spread uniformly (default 32)
     every: int | None = None  # videos: every k-th frame instead
     aggregate: Aggregate = Aggregate.confident
@@ -95,13 +99,32 @@ class PredictOptions:
             raise ValueError("--resume needs --format jsonl and --out FILE (the file to continue)")
         if self.frames is not None and self.every is not None:
             raise ValueError("give --frames (spread uniformly) or --every (every K-th frame), not both")
+        check_rule(self.threshold, self.uncertain_band)
 
     def video_options(self) -> VideoOptions:
         from deepfake_detector.inference.video.scoring import VideoOptions
 
         return VideoOptions(
-            frames=self.frames, every=self.every, aggregate=value_of(self.aggregate), out_dir=self.video_out
+            frames=self.frames,
+            every=self.every,
+            aggregate=value_of(self.aggregate),
+            out_dir=self.video_out,
+            progress=self.progress,
         )
+
+
+def check_rule(threshold: float | None, uncertain_band: float | None) -> None:
+    """ValueError naming the option for a --threshold outside [0, 1] or an --uncertain-band outside [0, 0.5)."""
+    from deepfake_detector.verdict import DEFAULT_UNCERTAIN_BAND, DecisionRule
+
+    try:
+        DecisionRule(0.5 if threshold is None else threshold, 0.0)
+    except ValueError as exc:
+        raise ValueError(f"--threshold: {exc}") from exc
+    try:
+        DecisionRule(0.5, DEFAULT_UNCERTAIN_BAND if uncertain_band is None else uncertain_band)
+    except ValueError as exc:
+        raise ValueError(f"--uncertain-band: {exc}") from exc
 
 
 @dataclass
@@ -225,6 +248,8 @@ class ServeOptions:
     max_pixels: int = 40_000_000
     max_video_mb: float = 50.0
     max_video_s: float = 60.0
+    threshold: float | None = None  # None: the model's own
+    uncertain_band: float | None = None
     queue_size: int = 16
     timeout: float = 30.0
     threads: int | None = None
@@ -242,6 +267,8 @@ class ServeOptions:
             "max_pixels": self.max_pixels,
             "max_video_mb": self.max_video_mb,
             "max_video_s": self.max_video_s,
+            "threshold": self.threshold,
+            "uncertain_band": self.uncertain_band,
             "queue_size": self.queue_size,
             "timeout_s": self.timeout,
             "threads": self.threads,
@@ -249,3 +276,27 @@ class ServeOptions:
             "upload_timeout_s": self.upload_timeout,
             "log_level": value_of(self.log_level),
         }
+
+
+class InfoFormat(StrEnum):
+    """How `info` prints a model card: rendered for the terminal, as markdown source, or JSON."""
+
+    text = "text"
+    markdown = "markdown"
+    json = "json"
+
+
+@dataclass
+class InfoOptions:
+    model: str = "default"
+    format: InfoFormat = InfoFormat.text
+
+
+@dataclass
+class PushOptions:
+    run: str = ""  # a finished model folder (or a packaged model name)
+    repo: str = ""  # owner/name on the Hugging Face Hub
+    private: bool = False  # for a repository created by this push
+    revision: str | None = None  # the branch to push to; None: main
+    message: str | None = None  # commit message
+    license: str = "other"  # README front matter; "other" points at the card's licence section

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +12,7 @@ import numpy as np
 from deepfake_detector.data.crop import CropSpec
 from deepfake_detector.fileio import atomic_write_text, json_default
 from deepfake_detector.spec_schema import SPEC_FORMAT, validate_spec_dict
+from deepfake_detector.verdict import DEFAULT_UNCERTAIN_BAND, DecisionRule
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -22,7 +23,7 @@ class ModelSpec:
     """Everything needed to rebuild, feed and interpret a model, stored beside its weights.
 
     The network outputs one logit per image; probability of fake = sigmoid(logit / temperature),
-    called fake when it is >= threshold.
+    turned into fake / real / uncertain by `rule` (threshold and uncertain band, verdict.py).
     """
 
     architecture: str
@@ -32,6 +33,7 @@ class ModelSpec:
     class_names: tuple[str, str] = ("real", "fake")
     threshold: float = 0.5
     threshold_method: str = "default"
+    uncertain_band: float = DEFAULT_UNCERTAIN_BAND  # P(fake) within this of the threshold: "uncertain"
     temperature: float = 1.0
     name: str = ""
     version: str = "1"
@@ -51,6 +53,20 @@ class ModelSpec:
     def crop_spec(self) -> CropSpec:
         """The face region this model was trained on (older models: their margin, regions shifted inside)."""
         return self.crop if self.crop is not None else CropSpec.legacy(self.face_margin)
+
+    @property
+    def rule(self) -> DecisionRule:
+        """How P(fake) becomes a label: this model's threshold and uncertain band."""
+        return DecisionRule(float(self.threshold), float(self.uncertain_band))
+
+    def with_rule(self, threshold: float | None = None, uncertain_band: float | None = None) -> ModelSpec:
+        """A copy deciding with another threshold and/or band (checked); `threshold_method` says so."""
+        rule = DecisionRule(
+            self.threshold if threshold is None else float(threshold),
+            self.uncertain_band if uncertain_band is None else float(uncertain_band),
+        )
+        method = self.threshold_method if threshold is None else "user"
+        return replace(self, threshold=rule.threshold, uncertain_band=rule.band, threshold_method=method)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2, sort_keys=True, default=json_default)

@@ -132,6 +132,7 @@ FIELDS: dict[str, Check] = {
     "class_names": sequence(2, text(non_empty=True), "non-empty strings"),
     "threshold": number(0.0, 1.0),
     "threshold_method": text(),
+    "uncertain_band": number(0.0, 0.49),
     "temperature": number(0.0, low_open=True),
     "name": text(),
     "version": text(),

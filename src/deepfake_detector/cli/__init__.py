@@ -5,8 +5,10 @@ from deepfake_detector.cli import (
     eda_cmd,  # noqa: F401
     evaluate_cmd,  # noqa: F401
     export_cmd,  # noqa: F401
+    info_cmd,  # noqa: F401
     predict_cmd,  # noqa: F401
     predict_dataset_cmd,  # noqa: F401
+    push_cmd,  # noqa: F401
     serve_cmd,  # noqa: F401
     train_cmd,  # noqa: F401
 )

@@ -16,6 +16,14 @@ import typer
 from typer.core import TyperGroup
 
 T = TypeVar("T")
+MODEL_HELP = "Run folder, model file, a packaged model (default, fast) or hf://owner/name[@revision]."
+THRESHOLD_HELP = (
+    "P(fake) at which a face is called fake, instead of the model's own (from its Validation split)."
+)
+BAND_HELP = (
+    "P(fake) within this of the threshold is reported as 'uncertain' (model default 0.05; 0 gives a "
+    "verdict whenever P(fake) is on the threshold's side of 0.5)."
+)
 _state = {"debug": False}
 
 
@@ -68,7 +76,7 @@ class OneLineErrors(TyperGroup):
 app = typer.Typer(
     name="deepfake-detector",
     cls=OneLineErrors,
-    help="Tell real face images from deepfakes: eda, train, evaluate, predict, export, serve. "
+    help="Tell real face images from deepfakes: eda, train, evaluate, predict, export, serve, info, push. "
     "Errors are one line on stderr with exit code 2 (--debug: the full traceback).",
     no_args_is_help=True,
     add_completion=False,

@@ -12,23 +12,6 @@ from deepfake_detector.filelimits import READ_POLICY
 from deepfake_detector.options import Engine, Faces
 from deepfake_detector.options import EvaluateOptions as O
 
-SUMMARY_ROWS = (
-    ("n_real", "real images", "d"),
-    ("n_fake", "fake images", "d"),
-    ("accuracy", "accuracy", ".4f"),
-    ("balanced_accuracy", "balanced accuracy", ".4f"),
-    ("precision", "precision", ".4f"),
-    ("recall", "recall", ".4f"),
-    ("f1", "F1", ".4f"),
-    ("roc_auc", "ROC-AUC", ".4f"),
-    ("average_precision", "average precision", ".4f"),
-    ("eer", "EER", ".4f"),
-    ("log_loss", "log loss", ".4f"),
-    ("brier", "Brier", ".4f"),
-    ("ece", "ECE", ".4f"),
-    ("fraction_flagged_fake", "flagged fake", ".4f"),
-)
-
 
 def _cell(value: Any, spec: str) -> str:
     return "—" if value is None else format(value, spec)
@@ -48,7 +31,10 @@ def evaluate(
         ..., "--out", "-o", help="Folder for metrics.json, <dataset>.json, report.html, plots/."
     ),
     split: str | None = typer.Option(
-        None, "--split", help="Split of Kaggle-layout datasets to evaluate (default: test)."
+        None,
+        "--split",
+        help="Split to evaluate (default: test): of a Kaggle layout, or of a flat or CSV dataset the model "
+        "was trained on (cut by the seed training recorded).",
     ),
     robustness: bool = typer.Option(
         False, "--robustness", help="Also score under JPEG, down-scaling, blur and noise perturbations."
@@ -72,11 +58,14 @@ def evaluate(
 ) -> None:
     """Evaluate a model at its stored threshold and temperature (nothing is tuned on these data).
 
+    Images the model trained or calibrated on (same path or bytes) are left out and counted.
+
     Example: deepfake-detector evaluate default ../shared/data/dfdc ../shared/data/stylegan-ffhq -o eval
     """
     from rich.console import Console
 
     from deepfake_detector.commands import run_evaluate
+    from deepfake_detector.evaluation.holdout import describe_overlap
     from deepfake_detector.locate import ModelNotFound
 
     limit_per_class = alias(limit_per_class, limit, "--limit", "--limit-per-class")
@@ -92,6 +81,10 @@ def evaluate(
     if robustness:
         _print_robustness(result.metrics)
     for name, metrics in result.metrics.items():
+        overlap = metrics.get("training_overlap") or {}
+        if overlap.get("split"):
+            console.print(f"{name}: {overlap['split']}", markup=False)
+        console.print(describe_overlap(name, overlap), markup=False)
         if metrics["n_unreadable"]:
             warn(f"{name}: {metrics['n_unreadable']} unreadable files skipped (listed in {out / name}.json)")
     console.print(f"metrics: {out / 'metrics.json'}\nreport: {out / 'report.html'}", markup=False)
@@ -137,8 +130,10 @@ def _print_metrics(model: str, spec: Any, summary: dict[str, dict[str, Any]]) ->
             escape(name) if metrics["seen_in_training"] else f"{escape(name)}\n[yellow](unseen)[/]",
             justify="right",
         )
-    for key, title, f in SUMMARY_ROWS:
-        table.add_row(title, *(_cell(metrics[key], f) for metrics in summary.values()))
+    from deepfake_detector.evaluation.report import TABLE_COLUMNS
+
+    for key, title, f in TABLE_COLUMNS:
+        table.add_row(title, *(_cell(metrics.get(key), f) for metrics in summary.values()))
     Console().print(table)
 
 

@@ -6,14 +6,14 @@ from pathlib import Path
 
 import typer
 
-from deepfake_detector.cli.app import app, build, fail
+from deepfake_detector.cli.app import MODEL_HELP, app, build, fail
 from deepfake_detector.options import ExportFormat
 from deepfake_detector.options import ExportOptions as O
 
 
 @app.command()
 def export(
-    model: str = typer.Argument(..., help="Run folder, model file or 'default'."),
+    model: str = typer.Argument(..., help=MODEL_HELP),
     fmt: ExportFormat = typer.Option(O.format, "--format", help="Export format."),
     out: Path | None = typer.Option(
         None, "--out", "-o", help="Output file (default: model.onnx beside model.json)."

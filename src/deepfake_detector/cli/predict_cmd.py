@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import typer
 
-from deepfake_detector.cli.app import app, build, fail, warn
+from deepfake_detector.cli.app import BAND_HELP, MODEL_HELP, THRESHOLD_HELP, app, build, fail, warn
 from deepfake_detector.filelimits import READ_POLICY
 from deepfake_detector.options import Aggregate, Engine, Faces, OutputFormat
 from deepfake_detector.options import PredictOptions as P
@@ -28,7 +29,9 @@ def predict(
         help="Image or video files, folders (searched recursively), glob patterns, or - to read paths from stdin. "
         + READ_POLICY,
     ),
-    model: str = typer.Option("default", "--model", "-m", help="Run folder, model file or 'default'."),
+    model: str = typer.Option("default", "--model", "-m", help=MODEL_HELP),
+    threshold: float | None = typer.Option(None, "--threshold", help=THRESHOLD_HELP),
+    uncertain_band: float | None = typer.Option(None, "--uncertain-band", help=BAND_HELP),
     fmt: OutputFormat = typer.Option(P.format, "--format", "-f", help="Output format."),
     out: Path | None = typer.Option(None, "--out", "-o", help=OUT_HELP),
     faces: Faces = typer.Option(P.faces, "--faces", help=FACES_HELP),
@@ -36,6 +39,14 @@ def predict(
         None,
         "--heatmap",
         help="Folder for Grad-CAM overlays per face and an index.html page (needs PyTorch).",
+    ),
+    save: Path | None = typer.Option(
+        None, "--save", help="Folder for a copy of each image with its faces boxed and labelled (.jpg)."
+    ),
+    report: Path | None = typer.Option(
+        None,
+        "--report",
+        help="Folder for a summary page (index.html): counts, a P(fake) histogram, the most suspicious images.",
     ),
     batch_size: int = typer.Option(P.batch_size, "--batch-size", min=1, help="Images per inference batch."),
     workers: int = typer.Option(P.workers, "--workers", min=1, help="Threads decoding images in parallel."),
@@ -66,9 +77,12 @@ def predict(
         "(.timeline.png); default: the --heatmap folder when given, else none are written.",
     ),
 ) -> None:
-    """Tell whether images are real or deepfakes: one row per image with label, probability of
-    fake, confidence, threshold, faces found and any error. Exit code 0 when every input was read,
-    1 when some could not be (or matched no file), 2 when none could.
+    """Tell whether images are real or deepfakes: one row per image with label (fake, real or
+    uncertain), P(fake), confidence (the probability of the label), threshold, faces and any error.
+    Labels: fake at P(fake) >= threshold + band, real below threshold - band, uncertain between,
+    and never a label its own probability contradicts (fake needs P(fake) > 0.5, real < 0.5).
+    Exit code 0 when every input was read, 1 when some could not be (or matched no file), 2 when
+    none could.
 
     A video (mp4, mov, avi, webm, mkv) is one row too: faces are found in sampled frames, tracked,
     scored and aggregated; json/jsonl add its tracks, key frames and timeline.
@@ -76,8 +90,6 @@ def predict(
     Example: deepfake-detector predict photos/ --format csv --out results.csv
     Example: deepfake-detector predict clip.mp4 --every 10 --video-out reports/ --format json
     """
-    from rich.console import Console
-
     from deepfake_detector.inference.batch_run import run_predict
     from deepfake_detector.locate import ModelNotFound
 
@@ -86,13 +98,29 @@ def predict(
         summary = run_predict(model, paths, options)
     except (ModelNotFound, ValueError, RuntimeError) as exc:  # OutputError and NoInput are ValueErrors
         raise fail(str(exc)) from exc
+    _say_where(summary, options)
+    if summary.exit_code:
+        raise typer.Exit(summary.exit_code)
+
+
+def _say_where(summary: Any, options: P) -> None:
+    """On stderr: unmatched inputs, the one-line summary, what the model detects, where pictures went."""
+    from rich.console import Console
+
     console = Console(stderr=True)
     for item, reason in summary.unmatched:
         warn(f"{item}: {reason}")
-    console.print(summary.describe(), highlight=False, markup=False)
-    if heatmap is not None and summary.files:
-        console.print(f"heatmaps: {heatmap / 'index.html'}", highlight=False, markup=False)
-    if (video_out is not None or heatmap is not None) and summary.videos:
-        console.print(f"video contact sheets and timelines: {video_out or heatmap}", highlight=False)
-    if summary.exit_code:
-        raise typer.Exit(summary.exit_code)
+    lines = [summary.describe(), summary.detects]
+    if summary.files:
+        if options.heatmap is not None:
+            lines.append(f"heatmaps: {options.heatmap / 'index.html'}")
+        if options.save is not None:
+            lines.append(f"annotated copies: {options.save}")
+        if options.report is not None:
+            lines.append(f"summary page: {options.report / 'index.html'}")
+    pictures = options.video_out or options.heatmap or options.save
+    if pictures is not None and summary.videos:
+        lines.append(f"video contact sheets and timelines: {pictures}")
+    for line in lines:
+        if line:
+            console.print(line, highlight=False, markup=False)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import typer
 
-from deepfake_detector.cli.app import alias, app, build, fail
+from deepfake_detector.cli.app import MODEL_HELP, alias, app, build, fail
 from deepfake_detector.filelimits import READ_POLICY
 from deepfake_detector.options import Engine, Faces, Runner
 from deepfake_detector.options import PredictDatasetOptions as O
@@ -32,7 +32,7 @@ def predict_dataset(
         help="A folder (searched recursively), a manifest (.csv/.parquet with a path column), "
         "or a URI fsspec can open (s3://bucket/prefix/, gs://..., file:///...). " + READ_POLICY,
     ),
-    model: str = typer.Option(O.model, "--model", "-m", help="Run folder, model file or 'default'."),
+    model: str = typer.Option(O.model, "--model", "-m", help=MODEL_HELP),
     runner: Runner = typer.Option(
         O.runner, "--runner", help="local: this process; ray: a Ray Data actor pool."
     ),

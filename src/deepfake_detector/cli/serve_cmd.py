@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import typer
 
-from deepfake_detector.cli.app import app, build, fail
+from deepfake_detector.cli.app import BAND_HELP, MODEL_HELP, THRESHOLD_HELP, app, build, fail
 from deepfake_detector.options import Engine, LogLevel
 from deepfake_detector.options import ServeOptions as O
 
 
 @app.command()
 def serve(
-    model: str = typer.Option(O.model, "--model", "-m", help="Run folder, model file or 'default'."),
+    model: str = typer.Option(O.model, "--model", "-m", help=MODEL_HELP),
     host: str = typer.Option(O.host, "--host", help="Address to listen on (0.0.0.0: every interface)."),
     port: int = typer.Option(O.port, "--port", min=0, max=65535, help="TCP port."),
     workers: int = typer.Option(
@@ -30,6 +30,8 @@ def serve(
     max_video_s: float = typer.Option(
         O.max_video_s, "--max-video-s", min=0.1, help="Longest video accepted (422)."
     ),
+    threshold: float | None = typer.Option(None, "--threshold", help=THRESHOLD_HELP),
+    uncertain_band: float | None = typer.Option(None, "--uncertain-band", help=BAND_HELP),
     queue_size: int = typer.Option(
         O.queue_size,
         "--queue-size",
@@ -66,9 +68,11 @@ def serve(
         raise fail("serving needs the [serve] extra: pip install 'deepfake-detector[serve]'") from exc
     from deepfake_detector.commands import serve as run_server
     from deepfake_detector.locate import ModelNotFound
+    from deepfake_detector.options import check_rule
 
     options = build(O, locals())
     try:
+        check_rule(threshold, uncertain_band)
         run_server(options)
     except (ModelNotFound, ValueError) as exc:
         raise fail(str(exc)) from exc

@@ -235,7 +235,9 @@ def assign_splits(
     return sorted(out, key=lambda s: (SPLITS.index(s.split), s.label, s.path))
 
 
-def read_csv_manifest(csv_path: str | Path, seed: int = 0) -> Manifest:
+def read_csv_manifest(
+    csv_path: str | Path, seed: int = 0, fractions: Sequence[float] = DEFAULT_SPLIT_FRACTIONS
+) -> Manifest:
     """A CSV with columns path,label[,split]; relative paths are relative to the CSV's folder."""
     csv_path = Path(csv_path)
     base = csv_path.parent
@@ -253,7 +255,7 @@ def read_csv_manifest(csv_path: str | Path, seed: int = 0) -> Manifest:
     if not samples:
         raise DatasetError(f"{csv_path}: manifest has no rows")
     if not has_split:
-        samples = assign_splits(samples, seed=seed)
+        samples = assign_splits(samples, fractions, seed=seed)
     return Manifest(str(base), tuple(samples), "csv")
 
 
@@ -309,15 +311,18 @@ def check_both_classes(manifest: Manifest, splits: Sequence[str] = ("train", "va
             )
 
 
-def discover(root: str | Path, *, seed: int = 0) -> Manifest:
+def discover(
+    root: str | Path, *, seed: int = 0, fractions: Sequence[float] = DEFAULT_SPLIT_FRACTIONS
+) -> Manifest:
     """Recognise a dataset: Kaggle split/class folders, a flat class-folder root, or a CSV manifest.
 
-    Flat roots are split deterministically (seeded, stratified 80/10/10).
+    Flat roots (and CSVs without a split column) are split deterministically: seeded, stratified,
+    by `fractions` (train, val, test; 80/10/10 by default).
     """
     root = str(root)
     if os.path.isfile(root):
         if root.lower().endswith(".csv"):
-            return read_csv_manifest(root, seed=seed)
+            return read_csv_manifest(root, seed=seed, fractions=fractions)
         raise DatasetError(f"{root}: expected a dataset folder or a .csv manifest")
     if not os.path.isdir(root):
         if os.path.exists(root):  # a FIFO or a device: say which, never open it
@@ -336,12 +341,12 @@ def discover(root: str | Path, *, seed: int = 0) -> Manifest:
     else:
         class_dirs = _class_folders(root)
         if class_dirs:
-            samples = assign_splits(_collect(class_dirs, "train"), seed=seed)
+            samples = assign_splits(_collect(class_dirs, "train"), fractions, seed=seed)
             layout = "flat"
         else:
             csvs = sorted(Path(root).glob("*.csv"))
             if len(csvs) == 1:
-                return read_csv_manifest(csvs[0], seed=seed)
+                return read_csv_manifest(csvs[0], seed=seed, fractions=fractions)
             raise DatasetError(
                 f"{root}: no split folders (Train/Validation/Test), no class folders (Real/Fake) "
                 "and no single manifest CSV found"

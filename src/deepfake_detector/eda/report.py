@@ -6,9 +6,11 @@ from pathlib import Path
 from typing import Any
 
 from deepfake_detector.fileio import atomic_write_json, atomic_write_text
+from deepfake_detector.templating import html_templates
 
 TEMPLATES = Path(__file__).parent / "templates"
 MAX_LISTED_GROUPS = 200  # per kind in the HTML; summary.json has all of them
+LONG_TABLE = 10  # rows: a longer table starts collapsed (<details>)
 
 
 def listed_groups(duplicates: dict[str, Any], kind: str) -> list[dict[str, Any]]:
@@ -28,21 +30,14 @@ def listed_groups(duplicates: dict[str, Any], kind: str) -> list[dict[str, Any]]
 
 def render_html(summary: dict[str, Any], pictures: dict[str, Any]) -> str:
     """`pictures`: chart data URIs and Thumbnail lists, see `run._pictures`."""
-    from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
-
-    env = Environment(
-        loader=FileSystemLoader(TEMPLATES),
-        autoescape=select_autoescape(["html"]),
-        undefined=StrictUndefined,
-        trim_blocks=True,
-        lstrip_blocks=True,
-    )
+    env = html_templates(TEMPLATES, strict=True)
     return env.get_template("report.html").render(
         summary=summary,
         pictures=pictures,
         exact_groups=listed_groups(summary["duplicates"], "exact"),
         near_groups=listed_groups(summary["duplicates"], "near"),
         max_listed=MAX_LISTED_GROUPS,
+        long_table=LONG_TABLE,
     )
 
 

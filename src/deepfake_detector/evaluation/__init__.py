@@ -24,6 +24,8 @@ _EXPORTS = {
     "evaluate_datasets": "evaluate",
     "DatasetResult": "evaluate",
     "write_report": "report",
+    "explain": "interpret",
+    "render_conclusion": "conclusion",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -18,8 +18,9 @@ from typing import Any, Protocol
 import numpy as np
 
 from deepfake_detector.data.images import UnreadableImage, load_image
-from deepfake_detector.data.manifest import SPLIT_ALIASES, DatasetError, Manifest, discover_split
-from deepfake_detector.evaluation.metrics import compute_metrics
+from deepfake_detector.data.manifest import SPLIT_ALIASES, DatasetError, Manifest
+from deepfake_detector.evaluation.holdout import Overlap, TrainingData, held_out, load_training_data
+from deepfake_detector.evaluation.metrics import compute_metrics, verdict_metrics
 from deepfake_detector.evaluation.robustness import PERTURBATIONS, robustness_table
 from deepfake_detector.fileio import atomic_write_json
 from deepfake_detector.spec import ModelSpec
@@ -52,6 +53,7 @@ class DatasetResult:
     unreadable: list[dict[str, str]] = field(default_factory=list)
     robustness: dict[str, dict[str, dict[str, Any]]] | None = None
     seconds: dict[str, float] = field(default_factory=dict)
+    overlap: Overlap = field(default_factory=lambda: Overlap("not checked"))  # images left out
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -63,6 +65,7 @@ class DatasetResult:
             "robustness": self.robustness,
             "seconds": self.seconds,
             "unreadable": self.unreadable,
+            "training_overlap": self.overlap.to_json(),
             "predictions": [
                 {"path": path, "label": int(label), "prob_fake": float(prob)}
                 for path, label, prob in zip(self.paths, self.labels, self.probs, strict=True)
@@ -150,17 +153,23 @@ def score_paths(
 
 
 def load_datasets(
-    datasets: Sequence[str | Path], split: str | None = None, limit: int | None = None
-) -> list[tuple[str, Manifest]]:
-    """(name, manifest) for every dataset, all checked before any scoring starts."""
+    datasets: Sequence[str | Path],
+    split: str | None = None,
+    limit: int | None = None,
+    training: TrainingData | None = None,
+) -> list[tuple[str, Manifest, Overlap]]:
+    """(name, manifest, what was left out) for every dataset, all checked before any scoring starts.
+
+    Only what the model's training held out is kept (evaluation/holdout.py); `limit` then samples."""
     if not datasets:
         raise DatasetError("no dataset given")
+    training = training or TrainingData()
     loaded = []
     for root in datasets:
-        manifest = discover_split(root, split)
+        manifest, overlap = held_out(root, split, training)
         if limit is not None:
             manifest = manifest.sample(limit, seed=0)
-        loaded.append((dataset_name(root), manifest))
+        loaded.append((dataset_name(root), manifest, overlap))
     return loaded
 
 
@@ -175,8 +184,11 @@ def evaluate_dataset(
     workers: int = 2,
     decode: Decoder | None = None,
     on_progress: ProgressCallback | None = None,
+    overlap: Overlap | None = None,
 ) -> DatasetResult:
-    """Score one dataset at the model's stored threshold (and, if asked, under every perturbation)."""
+    """Score one dataset at the model's stored threshold (and, if asked, under every perturbation).
+
+    `overlap`: the images already left out as training data (load_datasets), for the report."""
     spec = scorer.spec
     paths = manifest.paths
     all_labels = manifest.labels
@@ -208,9 +220,13 @@ def evaluate_dataset(
         labels=labels,
         logits=logits[readable],
         probs=probs,
-        metrics=compute_metrics(labels, probs, spec.threshold),
+        metrics={
+            **compute_metrics(labels, probs, spec.threshold),
+            **verdict_metrics(labels, probs, spec.rule),
+        },
         unreadable=sorted(unreadable, key=lambda row: row["path"]),
         seconds=seconds,
+        overlap=overlap or Overlap("not checked"),
     )
     if robustness:
         order = np.flatnonzero(readable)
@@ -253,21 +269,26 @@ def evaluate_datasets(
     on_progress: ProgressCallback | None = None,
     model_ref: str = "",
     write_report: bool = True,
+    training: TrainingData | None = None,
 ) -> dict[str, dict[str, Any]]:
     """Evaluate `scorer` on each dataset root; write DIR/metrics.json, DIR/<name>.json, DIR/report.html.
 
     A dataset is a Kaggle-layout root (its `split`, default test) or a folder with Real and/or Fake.
     `limit` keeps at most that many images per class (a seeded random sample). `decode(paths, size,
     workers)` yields (index, image or UnreadableImage); by default images are decoded one by one.
-    Returns what metrics.json holds: {dataset name: metrics + n_unreadable, seen_in_training
-    (+ robustness when asked)}.
+    `training` (default: read from the scorer's `folder`, see evaluation/holdout.py) says which
+    images the model trained or calibrated on: they are left out and counted.
+    Returns what metrics.json holds: {dataset name: metrics + n_unreadable, seen_in_training,
+    training_overlap (+ robustness when asked)}.
     """
     out = Path(out_dir)
-    loaded = load_datasets(datasets, split, limit)
+    if training is None:
+        training = load_training_data(getattr(scorer, "folder", None))
+    loaded = load_datasets(datasets, split, limit, training)
     results: list[DatasetResult] = []
     taken: set[str] = set()
     summary: dict[str, dict[str, Any]] = {}
-    for name, manifest in loaded:
+    for name, manifest, overlap in loaded:
         stem = unique_file_stem(name, taken)
         result = evaluate_dataset(
             scorer,
@@ -279,12 +300,14 @@ def evaluate_datasets(
             workers=workers,
             decode=decode,
             on_progress=on_progress,
+            overlap=overlap,
         )
         atomic_write_json(out / f"{stem}.json", result.to_json())
         summary[stem] = {
             **result.metrics,
             "n_unreadable": len(result.unreadable),
             "seen_in_training": result.seen_in_training,
+            "training_overlap": overlap.to_json(full=False),
         }
         if robustness:
             summary[stem]["robustness"] = result.robustness

@@ -21,6 +21,7 @@ from sklearn.metrics import (
 
 from deepfake_detector.evaluation.calibration import expected_calibration_error
 from deepfake_detector.evaluation.threshold import check_scores
+from deepfake_detector.verdict import DecisionRule
 
 METRIC_KEYS = (
     "accuracy",
@@ -51,6 +52,20 @@ def equal_error_rate(labels: np.ndarray, probs: np.ndarray) -> float:
     # Rounding noise must not decide between equally close points: take the first (highest threshold).
     best = int(np.flatnonzero(gap <= gap.min() + 1e-12)[0])
     return float((fpr[best] + 1.0 - tpr[best]) / 2.0)
+
+
+def verdict_metrics(labels: np.ndarray, probs: np.ndarray, rule: DecisionRule) -> dict[str, Any]:
+    """What users see (verdict.py's fake / real / uncertain): the share left uncertain and the
+    accuracy of the verdicts given (None when every image is uncertain)."""
+    labels, probs = check_scores(labels, probs)
+    verdicts = np.array([rule.label(float(p)) for p in probs])
+    decided = verdicts != "uncertain"
+    correct = (verdicts[decided] == "fake") == (labels[decided] == 1)
+    return {
+        "uncertain_band": float(rule.band),
+        "uncertain_fraction": float(1.0 - decided.mean()) if labels.size else 0.0,
+        "decided_accuracy": float(correct.mean()) if decided.any() else None,
+    }
 
 
 def compute_metrics(labels: np.ndarray, probs: np.ndarray, threshold: float) -> dict[str, Any]:

@@ -9,13 +9,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from deepfake_detector.data.images import UnreadableImage, load_image
 from deepfake_detector.evaluation import plots
+from deepfake_detector.evaluation.interpret import explain
 from deepfake_detector.evaluation.robustness import PERTURBATIONS, severity_key
 from deepfake_detector.fileio import atomic_write_bytes, atomic_write_text, printable
 from deepfake_detector.spec import ModelSpec
+from deepfake_detector.templating import html_templates
 
 if TYPE_CHECKING:
     from deepfake_detector.evaluation.evaluate import DatasetResult
@@ -24,10 +25,10 @@ TEMPLATES = Path(__file__).parent / "templates"
 HARDEST_K = 8
 THUMBNAIL_SIZE = 128
 
-# (key, column title, format) of the cross-dataset table, in order.
+# (key, column title, format) of the cross-dataset table (also `evaluate`'s summary), in order.
 TABLE_COLUMNS = (
-    ("n_real", "real", "d"),
-    ("n_fake", "fake", "d"),
+    ("n_real", "real images", "d"),
+    ("n_fake", "fake images", "d"),
     ("accuracy", "accuracy", ".4f"),
     ("balanced_accuracy", "balanced acc.", ".4f"),
     ("precision", "precision", ".4f"),
@@ -40,6 +41,8 @@ TABLE_COLUMNS = (
     ("brier", "Brier", ".4f"),
     ("ece", "ECE", ".4f"),
     ("fraction_flagged_fake", "flagged fake", ".4f"),
+    ("uncertain_fraction", "uncertain", ".4f"),
+    ("decided_accuracy", "acc. when decided", ".4f"),
 )
 ROBUSTNESS_COLUMNS = (
     ("roc_auc", "ROC-AUC", ".4f"),
@@ -50,8 +53,48 @@ ROBUSTNESS_COLUMNS = (
 )
 
 
+# (term, meaning) of the glossary at the end of the report.
+GLOSSARY = (
+    ("ROC-AUC", "The chance that a random fake scores higher than a random real image: 1.0 is perfect, "
+     "0.5 is chance, below 0.5 the scores point the wrong way. Independent of the threshold."),
+    ("accuracy", "The share of images called correctly at the threshold."),
+    ("balanced accuracy", "The mean of the share of real images called real and of fakes called fake: "
+     "accuracy that a class imbalance cannot inflate."),
+    ("precision", "Of the images called fake, the share that are fake."),
+    ("recall", "Of the fakes, the share called fake (the detection rate)."),
+    ("F1", "The harmonic mean of precision and recall (1.0 is perfect)."),
+    ("AP", "Average precision: the area under the precision-recall curve; 1.0 is perfect, the share "
+     "of fakes in the data is chance."),
+    ("EER", "Equal error rate: the error rate at the threshold where real images called fake and "
+     "fakes called real are equally common. Lower is better."),
+    ("ECE", "Expected calibration error: the mean gap between P(fake) and the observed share of fakes "
+     "among images scored alike. Near 0, P(fake) can be read as a probability."),
+    ("Brier", "The mean squared gap between P(fake) and the truth (0 or 1). Lower is better; 0.25 is "
+     "what always saying 0.5 scores."),
+    ("log loss", "The mean of -log P(true class). Lower is better; 0.693 is what always saying 0.5 scores; "
+     "confident mistakes cost most."),
+    ("real-called-fake rate", "The share of real images called fake (false positive rate): how often "
+     "a genuine photo would be flagged."),
+    ("flagged fake", "The share of all images called fake (at the threshold, as accuracy counts)."),
+    ("uncertain", "The share of images whose P(fake) falls in the uncertain band around the threshold "
+     "(or on the other side of 0.5): what predict reports as 'uncertain' instead of a verdict."),
+    ("acc. when decided", "Accuracy over the images that got a fake or real verdict, the uncertain "
+     "ones left out."),
+    ("threshold", "An image is called fake when its calibrated P(fake) is at least this. Chosen on the "
+     "model's validation split when it was trained, never on the data reported here."),
+    ("temperature", "The logit is divided by this before the sigmoid, so that P(fake) is calibrated; "
+     "fitted on the validation split too."),
+)  # fmt: skip
+
+
 def format_value(value: Any, spec: str) -> str:
     return "—" if value is None else format(value, spec)
+
+
+def real_called_fake(metrics: dict[str, Any]) -> float | None:
+    """False positive rate at the threshold: real images called fake / real images."""
+    (tn, fp), _ = metrics["confusion_matrix"]
+    return fp / (tn + fp) if tn + fp else None
 
 
 def _data_uri(png: bytes) -> str:
@@ -148,14 +191,19 @@ def write_report(
                 "robustness_rows": _robustness_rows(result) if result.robustness else [],
             }
         )
-    env = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(["html"]))
+    env = html_templates(TEMPLATES)
     env.filters["fmt"] = format_value
+    env.filters["real_called_fake"] = real_called_fake
+    measured = {r.name: {**r.metrics, "seen_in_training": r.seen_in_training} for r in results}
     html = env.get_template("report.html").render(
         spec=spec,
         model_ref=model_ref,
         sections=sections,
         columns=TABLE_COLUMNS,
         robustness_columns=ROBUSTNESS_COLUMNS,
+        meaning=explain(measured, spec.trained_on),
+        training_check=results[0].overlap.check if results else "not checked",
+        glossary=GLOSSARY,
         generated=dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
     )
     path = out / "report.html"

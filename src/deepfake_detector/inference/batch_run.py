@@ -21,8 +21,10 @@ from deepfake_detector.inference.inputs import expand_inputs
 from deepfake_detector.inference.results import Prediction
 from deepfake_detector.inference.video.frames import is_video_path
 from deepfake_detector.inference.writers import PredictionWriter, read_done_paths
+from deepfake_detector.modelcard import detects_line
 from deepfake_detector.options import PredictOptions, value_of
 from deepfake_detector.outputs import check_output_folder, plural
+from deepfake_detector.verdict import LABELS
 
 __all__ = ["NoInput", "PredictOptions", "PredictSummary", "run_predict"]
 
@@ -47,6 +49,7 @@ class PredictSummary:
     videos: int = 0
     fake: int = 0
     real: int = 0
+    uncertain: int = 0
     no_face: int = 0
     errors: int = 0
     skipped: int = 0  # already in the resumed file
@@ -54,6 +57,7 @@ class PredictSummary:
     seconds: float = 0.0
     engine: str = ""
     out: Path | None = None
+    detects: str = ""  # what the model detects, in one line (modelcard.detects_line)
 
     @property
     def files(self) -> int:
@@ -74,7 +78,7 @@ class PredictSummary:
                 self.images += 1
             if p.error:
                 self.errors += 1
-            elif p.label in ("fake", "real"):
+            elif p.label in LABELS:
                 setattr(self, p.label, getattr(self, p.label) + 1)
             else:
                 self.no_face += 1
@@ -88,7 +92,9 @@ class PredictSummary:
         rate = self.files / self.seconds if self.seconds > 0 else 0.0
         unit = "files/s" if self.videos else "img/s"
         return (
-            f"{', '.join(kinds)}: {self.fake} fake, {self.real} real, {self.no_face} no face, "
+            f"{', '.join(kinds)}: {self.fake} fake, {self.real} real, "
+            + (f"{self.uncertain} uncertain, " if self.uncertain else "")
+            + f"{self.no_face} no face, "
             f"{plural(self.errors, 'error')}"
             + (f", {self.skipped} already done" if self.skipped else "")
             + f" in {self.seconds:.1f} s ({rate:.1f} {unit}, {self.engine})"
@@ -100,6 +106,7 @@ class PredictSummary:
             "videos": self.videos,
             "fake": self.fake,
             "real": self.real,
+            "uncertain": self.uncertain,
             "no_face": self.no_face,
             "errors": self.errors,
             "skipped_already_done": self.skipped,
@@ -125,7 +132,13 @@ def run_predict(
     expanded = expand_inputs([str(s) for s in sources])
     writer = writer or PredictionWriter(options.format, options.out, append=options.resume)
     writer.check(expanded.paths)
-    for folder, what in ((options.heatmap, "heatmap folder"), (options.video_out, "video folder")):
+    folders = (
+        (options.heatmap, "heatmap folder"),
+        (options.video_out, "video folder"),
+        (options.save, "--save folder"),
+        (options.report, "report folder"),
+    )
+    for folder, what in folders:
         if folder is not None:
             check_output_folder(folder, what)
     done = read_done_paths(options.out) if options.resume and options.out is not None else set()
@@ -139,8 +152,19 @@ def run_predict(
         raise NoInput(f"no input images or videos{' (' + reasons + ')' if reasons else ''}")
     detector = _detector(detector_or_model, options)
     summary.engine = detector.engine_name
+    summary.detects = detects_line(detector.spec)
     model = detector.folder if isinstance(detector_or_model, Detector) else detector_or_model
-    writer.begin({"model": str(model), "engine": detector.engine_name, "threshold": detector.spec.threshold})
+    spec = detector.spec
+    writer.begin(
+        {
+            "model": str(model),
+            "engine": detector.engine_name,
+            "threshold": round(float(spec.threshold), 6),
+            "threshold_method": spec.threshold_method,
+            "uncertain_band": round(float(spec.uncertain_band), 6),
+            "rule": spec.rule.describe(),
+        }
+    )
     _score_all(detector, todo, options, writer, summary)
     summary.seconds = time.perf_counter() - started
     writer.close(summary.to_dict())
@@ -149,9 +173,14 @@ def run_predict(
 
 def _detector(detector_or_model: Detector | str | Path, options: PredictOptions) -> Detector:
     if isinstance(detector_or_model, Detector):
-        return detector_or_model
+        return detector_or_model.with_rule(options.threshold, options.uncertain_band)
     return Detector.load(
-        detector_or_model, engine=value_of(options.engine), threads=options.threads, device=options.device
+        detector_or_model,
+        engine=value_of(options.engine),
+        threads=options.threads,
+        device=options.device,
+        threshold=options.threshold,
+        uncertain_band=options.uncertain_band,
     )
 
 
@@ -175,6 +204,8 @@ def _score_all(
             workers=options.workers,
             heatmap_dir=options.heatmap,
             video=options.video_options(),
+            save_dir=options.save,
+            report_dir=options.report,
         ):
             writer.write(batch)
             summary.count(batch)

@@ -10,7 +10,7 @@ Nothing on the ONNX path imports torch, so a slim install can serve an exported 
 from __future__ import annotations
 
 import warnings
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from itertools import groupby
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -28,6 +28,7 @@ from deepfake_detector.inference.engines import (
     gpu_visible,
     torch_available,
 )
+from deepfake_detector.inference.observers import make_observers
 from deepfake_detector.inference.pipeline import (
     Item,
     Prepared,
@@ -42,6 +43,7 @@ from deepfake_detector.inference.pipeline import (
     split_back,
 )
 from deepfake_detector.inference.results import Prediction
+from deepfake_detector.inference.video.scoring import iter_video_predictions
 from deepfake_detector.locate import ModelNotFound, model_dir
 from deepfake_detector.spec import ModelSpec
 
@@ -72,13 +74,30 @@ class Detector:
         engine: EngineName = "auto",
         threads: int | None = None,
         device: str = "cpu",
+        threshold: float | None = None,
+        uncertain_band: float | None = None,
     ) -> Detector:
-        """Load `default`, a run folder, or its model.json / model.safetensors / .onnx file.
+        """Load `default`, a run folder, its model.json / model.safetensors / .onnx file, or a model on
+        the Hugging Face Hub, `hf://owner/name[@revision]` (downloaded into the HF cache, see hub.py).
 
         engine="auto" runs ONNX Runtime when an exported model sits beside model.json (`model.onnx`,
         else `model.int8.onnx`) or an .onnx file was given, or when torch is not installed, and
         PyTorch otherwise. device="cuda" (or "auto" with a GPU present) runs PyTorch on the GPU.
+        `threshold` / `uncertain_band` replace the model's own (see `with_rule`).
         """
+        detector = cls._load(model, engine=engine, threads=threads, device=device)
+        return detector.with_rule(threshold, uncertain_band)
+
+    def with_rule(self, threshold: float | None = None, uncertain_band: float | None = None) -> Detector:
+        """The same model deciding with another threshold and/or uncertain band (verdict.py): labels
+        change, probabilities do not. ValueError for a threshold outside [0, 1] or a band outside
+        [0, 0.5)."""
+        if threshold is None and uncertain_band is None:
+            return self
+        return Detector(self.engine, self.spec.with_rule(threshold, uncertain_band), self.folder)
+
+    @classmethod
+    def _load(cls, model: str | Path, *, engine: EngineName, threads: int | None, device: str) -> Detector:
         if engine not in ("auto", "torch", "onnx"):
             raise ValueError(f"engine must be auto, torch or onnx, got {engine!r}")
         if device != "cpu" and (device != "auto" or gpu_visible()):
@@ -181,6 +200,8 @@ class Detector:
         heatmap_dir: str | Path | None = None,
         progress: bool = False,
         video: VideoOptions | None = None,
+        save_dir: str | Path | None = None,
+        report_dir: str | Path | None = None,
     ) -> list[Prediction]:
         """Score any mix of sources; one Prediction per image or video, in order, errors as rows.
 
@@ -188,7 +209,9 @@ class Detector:
         video path, or a list of them. Faces are cut by the model's crop spec (data/crop.py):
         faces="never" scores each whole image; "always" scores every detected face; "auto" is
         "always", except that a small square-ish image with no face found is scored whole.
-        With heatmap_dir, Grad-CAM overlays per face and an index.html page are written there.
+        With heatmap_dir, Grad-CAM overlays per face and an index.html page are written there;
+        with save_dir, an annotated copy of each image (Prediction.plot); with report_dir, a summary
+        page (counts, P(fake) histogram, the most suspicious images).
 
         A video (mp4, mov, avi, webm, mkv) gives one VideoPrediction: frames sampled as `video`
         says (default 32, uniformly), faces tracked, one verdict (see inference/video/scoring.py);
@@ -198,7 +221,14 @@ class Detector:
         results: list[Prediction] = []
         bar = _progress_bar(len(items)) if progress else None
         for chunk in self.iter_predict(
-            items, faces=faces, batch_size=batch_size, workers=workers, heatmap_dir=heatmap_dir, video=video
+            items,
+            faces=faces,
+            batch_size=batch_size,
+            workers=workers,
+            heatmap_dir=heatmap_dir,
+            video=video,
+            save_dir=save_dir,
+            report_dir=report_dir,
         ):
             results.extend(chunk)
             if bar is not None:
@@ -216,17 +246,15 @@ class Detector:
         workers: int = 2,
         heatmap_dir: str | Path | None = None,
         video: VideoOptions | None = None,
+        save_dir: str | Path | None = None,
+        report_dir: str | Path | None = None,
     ) -> Iterator[list[Prediction]]:
         """Like `predict`, yielding the predictions batch by batch (to write and flush as they come)."""
         if faces not in FACES_MODES:
             raise ValueError(f"faces must be auto, always or never, got {faces!r}")
         items = sources if _all_items(sources) else expand_sources(sources)
-        explainer = None
-        if heatmap_dir is not None:
-            from deepfake_detector.inference.heatmap import HeatmapWriter
-
-            explainer = HeatmapWriter(self.torch_model(), self.spec, heatmap_dir)
-        keep = explainer is not None
+        explainer, observers = make_observers(self, heatmap_dir, save_dir, report_dir)
+        keep = bool(observers)
 
         def one(item: Item) -> Prepared:
             return prepare(item, self.spec, faces, keep_image=keep)
@@ -235,53 +263,28 @@ class Detector:
             for is_video, group in groupby(items, key=lambda item: item.kind == "video"):
                 if is_video:  # one row per video, scored frame by frame
                     paths = [item.name for item in group]
-                    yield from self._iter_videos(
-                        paths, video, faces, batch_size, workers, explainer, heatmap_dir
+                    yield from iter_video_predictions(
+                        self,
+                        paths,
+                        video,
+                        faces=faces,
+                        batch_size=batch_size,
+                        workers=workers,
+                        grad_cam=explainer.grad_cam if explainer is not None else None,
+                        pictures_dir=heatmap_dir or save_dir,
+                        observers=observers,
                     )
                     continue
                 prepared = iter_mapped(group, one, workers=workers)
                 for batch in batched((p for _, p in prepared), batch_size):
                     predictions = score_prepared(self.engine, self.spec, batch, batch_size)  # type: ignore[arg-type]
-                    if explainer is not None:
-                        explainer.add(batch, predictions)  # type: ignore[arg-type]
+                    for observer in observers:
+                        observer.add(batch, predictions)
                     yield predictions
         finally:
-            if explainer is not None:
-                explainer.write_index()
+            for observer in observers:
+                observer.close()
 
-    def _iter_videos(
-        self,
-        paths: Iterable[str | Path],
-        video: VideoOptions | None,
-        faces: FacesMode,
-        batch_size: int,
-        workers: int,
-        explainer: Any,
-        heatmap_dir: str | Path | None,
-    ) -> Iterator[list[Prediction]]:
-        from dataclasses import replace
-
-        from deepfake_detector.inference.video.scoring import VideoOptions, predict_video_file
-
-        options = video or VideoOptions()
-        if options.out_dir is None and heatmap_dir is not None:
-            options = replace(options, out_dir=heatmap_dir)
-        options = replace(options, render=options.out_dir is not None)  # pictures only where they are kept
-        grad_cam = explainer.grad_cam if explainer is not None else None
-        for path in paths:
-            yield [
-                predict_video_file(
-                    self,
-                    path,
-                    options=options,
-                    faces=faces,
-                    batch_size=batch_size,
-                    workers=workers,
-                    grad_cam=grad_cam,
-                )
-            ]
-
-    # ------------------------------------------------------------------ torch-only extras
     def torch_model(self) -> Any:
         """The PyTorch network (for Grad-CAM), loaded from the bundle when the engine is ONNX."""
         if isinstance(self.engine, TorchEngine):

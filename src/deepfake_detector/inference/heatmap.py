@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import base64
 import copy
-import re
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,8 +18,13 @@ import numpy as np
 
 from deepfake_detector.data.images import resize_image
 from deepfake_detector.fileio import atomic_write_bytes, atomic_write_text
+from deepfake_detector.inference.annotate import annotate, safe_stem
 from deepfake_detector.inference.results import Prediction
+from deepfake_detector.outputs import plural
 from deepfake_detector.spec import ModelSpec, preprocess_batch
+from deepfake_detector.templating import html_templates
+
+TEMPLATES = Path(__file__).parent / "templates"
 
 MAX_PAGE_IMAGES = 500  # the page embeds its images; past this many it would get unwieldy
 PAGE_IMAGE_SIDE = 480
@@ -86,6 +91,7 @@ class _PageEntry:
     prediction: Prediction
     image_uri: str = ""
     faces: list[tuple[str, str]] = field(default_factory=list)  # (face crop, heatmap) data URIs
+    links: list[tuple[str, str]] = field(default_factory=list)  # a video's (what, relative path) pictures
 
 
 class HeatmapWriter:
@@ -97,7 +103,8 @@ class HeatmapWriter:
         self.out_dir.mkdir(parents=True, exist_ok=True)
         self.grad_cam = GradCam(model)
         self.entries: list[_PageEntry] = []
-        self.count = 0
+        self.count = 0  # images
+        self.videos = 0
 
     def add(self, batch: list[Any], predictions: list[Prediction]) -> None:
         """Explain one scored batch (pipeline.Prepared images and their predictions, in the same order)."""
@@ -114,7 +121,7 @@ class HeatmapWriter:
                 ):
                     picture = overlay(crop, cam)
                     png = _encode(picture, ".png")
-                    path = self.out_dir / f"{index:05d}_{_safe_stem(prediction.path)}_face{k}.png"
+                    path = self.out_dir / f"{index:05d}_{safe_stem(prediction.path)}_face{k}.png"
                     atomic_write_bytes(path, png)
                     face.heatmap = str(path)
                     if len(self.entries) < MAX_PAGE_IMAGES:
@@ -122,49 +129,37 @@ class HeatmapWriter:
             if len(self.entries) < MAX_PAGE_IMAGES:
                 if prepared.image is not None:
                     entry.image_uri = _data_uri(
-                        _encode(_with_boxes(prepared.image, prediction), ".jpg"), "jpeg"
+                        _encode(annotate(prepared.image, prediction, PAGE_IMAGE_SIDE), ".jpg"), "jpeg"
                     )
                 self.entries.append(entry)
 
-    def write_index(self) -> Path:
-        from jinja2 import Environment, PackageLoader, select_autoescape
+    def add_video(self, prediction: Any) -> None:
+        """A video's row: its verdict and links to its contact sheet and timeline (when written)."""
+        self.videos += 1
+        if len(self.entries) >= MAX_PAGE_IMAGES:
+            return
+        entry = _PageEntry(prediction)
+        files = prediction.video.files if getattr(prediction, "video", None) is not None else {}
+        for what in ("contact_sheet", "timeline"):
+            if files.get(what):
+                entry.links.append((what.replace("_", " "), os.path.relpath(files[what], self.out_dir)))
+        self.entries.append(entry)
 
-        env = Environment(
-            loader=PackageLoader("deepfake_detector.inference", "templates"), autoescape=select_autoescape()
-        )
+    def close(self) -> Path:
+        return self.write_index()
+
+    def write_index(self) -> Path:
+        env = html_templates(TEMPLATES)
         page = env.get_template("heatmaps.html").render(
             entries=self.entries,
-            total=self.count,
+            total=self.count + self.videos,
+            counts=describe_counts(self.count, self.videos),
             shown=len(self.entries),
             spec=self.spec,
         )
         path = self.out_dir / "index.html"
         atomic_write_text(path, page)
         return path
-
-
-def _with_boxes(image: np.ndarray, prediction: Prediction) -> np.ndarray:
-    """A page-sized copy of the photo with each scored face boxed (red fake, green real) and scored."""
-    import cv2
-
-    height, width = image.shape[:2]
-    scale = min(1.0, PAGE_IMAGE_SIDE / max(height, width))
-    small = resize_image(image, (max(1, round(width * scale)), max(1, round(height * scale)))).copy()
-    for face in prediction.faces:
-        x1, y1, x2, y2 = (round(v * scale) for v in face.box)
-        colour = (220, 40, 40) if face.label == "fake" else (40, 180, 60)
-        cv2.rectangle(small, (x1, y1), (max(x1, x2 - 1), max(y1, y2 - 1)), colour, 2)
-        cv2.putText(
-            small,
-            f"{face.prob_fake:.2f}",
-            (x1 + 3, y1 + 16),
-            cv2.FONT_HERSHEY_SIMPLEX,
-            0.5,
-            colour,
-            1,
-            cv2.LINE_AA,
-        )
-    return small
 
 
 def _encode(rgb: np.ndarray, ext: str) -> bytes:
@@ -180,5 +175,7 @@ def _data_uri(data: bytes, kind: str) -> str:
     return f"data:image/{kind};base64," + base64.b64encode(data).decode("ascii")
 
 
-def _safe_stem(path: str) -> str:
-    return re.sub(r"[^A-Za-z0-9._-]+", "_", Path(path).stem)[:60] or "image"
+def describe_counts(images: int, videos: int) -> str:
+    """ "3 images", "1 video", "2 images, 1 video"."""
+    parts = [plural(images, "image")] if images or not videos else []
+    return ", ".join(parts + ([plural(videos, "video")] if videos else []))

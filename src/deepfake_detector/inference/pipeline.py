@@ -22,7 +22,7 @@ from deepfake_detector.data.crop import FacesMode, Regions, cut_regions, dataset
 from deepfake_detector.data.images import DEFAULT_MAX_PIXELS, ImageInfo, UnreadableImage, load_image
 from deepfake_detector.inference.batching import iter_mapped
 from deepfake_detector.inference.engines import Engine
-from deepfake_detector.inference.results import FaceResult, Prediction, label_for
+from deepfake_detector.inference.results import FaceResult, Prediction, verdict
 from deepfake_detector.spec import ModelSpec, preprocess_batch
 
 ItemKind = Literal["image", "video", "error"]
@@ -164,23 +164,19 @@ def score_prepared(
     """One Prediction per prepared image: its regions scored with the rest of the batch."""
     logits = score_crops(engine, spec, [crop for p in batch for crop in p.regions.crops], batch_size)
     probs = spec.probability(logits)
-    threshold = float(spec.threshold)
+    rule = spec.rule
     out: list[Prediction] = []
     for prepared, face_probs in zip(
         batch, split_back(probs, (len(p.regions.crops) for p in batch)), strict=True
     ):
         regions = prepared.regions
         faces = [
-            FaceResult(box=box, prob_fake=float(p), label=label_for(float(p), threshold))
+            FaceResult(box=box, prob_fake=float(p), label=rule.label(float(p)))
             for box, p in zip(regions.boxes, face_probs, strict=True)
         ]
-        if faces:
-            top = max(face.prob_fake for face in faces)
-            out.append(
-                Prediction(prepared.name, label_for(top, threshold), top, threshold, faces, note=regions.note)
-            )
-        else:
-            out.append(Prediction(prepared.name, "", None, threshold, [], prepared.error, regions.note))
+        prediction = verdict(prepared.name, faces, rule, note=regions.note)
+        prediction.error = "" if faces else prepared.error
+        out.append(prediction)
     return out
 
 

@@ -23,7 +23,7 @@ from deepfake_detector.outputs import check_output_file, read_head
 
 FORMATS = ("table", "csv", "json", "jsonl")
 TABLE_HEADER = ("path", "label", "P(fake)", "conf.", "faces", "note / error")
-NOTE_MIN = 14  # narrowest note / error column of the table
+NOTE_MIN = 12  # narrowest note / error column of the table
 
 
 class PredictionWriter:
@@ -125,9 +125,22 @@ def results_table(rows: list[Prediction], width: int = 160) -> Any:
     from rich.markup import escape
     from rich.table import Table
 
+    cells = [
+        (
+            f"[{_LABEL_STYLE.get(p.label, 'yellow')}]{p.label or '-'}[/]",
+            "" if p.prob_fake is None else f"{p.prob_fake:.4f}",
+            "" if p.confidence is None else f"{p.confidence:.4f}",
+            str(p.face_count),
+        )
+        for p in rows
+    ]
+    widths = [len(name) for name in TABLE_HEADER[1:5]]
+    for p, row in zip(rows, cells, strict=True):
+        shown_cells = (p.label or "-", *row[1:])
+        widths = [max(w, len(c)) for w, c in zip(widths, shown_cells, strict=True)]
     # Widths set here, not left to rich: the path gets what the fixed columns leave (a note column of
     # NOTE_MIN aside).
-    fixed = sum(len(name) + 3 for name in TABLE_HEADER[1:5]) + 2 * 3 + 1  # cells, padding, borders
+    fixed = sum(w + 3 for w in widths) + 2 * 3 + 1  # cells, padding, borders
     room = max(width - fixed, 2 * NOTE_MIN)
     shown = [_visible(printable(p.path)) for p in rows]
     prefix = ""
@@ -138,21 +151,16 @@ def results_table(rows: list[Prediction], width: int = 160) -> Any:
     longest = max((len(name) for name in shown), default=4)
     path_width = max(min(longest, room - NOTE_MIN), 4)
     table.add_column(TABLE_HEADER[0], overflow="fold", width=path_width)
-    for name in TABLE_HEADER[1:5]:
-        table.add_column(name, justify="left" if name == "label" else "right", no_wrap=True)
+    for name, w in zip(TABLE_HEADER[1:5], widths, strict=True):
+        table.add_column(name, justify="left" if name == "label" else "right", no_wrap=True, min_width=w)
     longest_note = max((len(p.error or p.note) for p in rows), default=0)
     table.add_column(TABLE_HEADER[5], width=max(min(room - path_width, longest_note), NOTE_MIN))
-    for p, name in zip(rows, shown, strict=True):
-        style = "red" if p.label == "fake" else ("green" if p.label == "real" else "yellow")
-        table.add_row(
-            escape(name),
-            f"[{style}]{p.label or '-'}[/]",
-            "" if p.prob_fake is None else f"{p.prob_fake:.4f}",
-            "" if p.confidence is None else f"{p.confidence:.4f}",
-            str(len(p.faces)),
-            escape(_visible(printable(p.error or p.note))),
-        )
+    for p, name, row in zip(rows, shown, cells, strict=True):
+        table.add_row(escape(name), *row, escape(_visible(printable(p.error or p.note))))
     return table
+
+
+_LABEL_STYLE = {"fake": "red", "real": "green", "uncertain": "yellow"}
 
 
 def _visible(text: str) -> str:

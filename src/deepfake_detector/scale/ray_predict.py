@@ -14,7 +14,6 @@ read access to the store, not a shared file system.
 
 from __future__ import annotations
 
-import json
 import os
 import posixpath
 import tempfile
@@ -28,7 +27,6 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from deepfake_detector.data.images import UnreadableFile, check_regular_file, is_image_path
-from deepfake_detector.fileio import printable
 from deepfake_detector.inference.inputs import folder_images
 from deepfake_detector.inference.pipeline import Item
 from deepfake_detector.inference.results import Prediction
@@ -46,12 +44,16 @@ RESULT_SCHEMA = pa.schema(
         ("prob_fake", pa.float64()),
         ("confidence", pa.float64()),
         ("threshold", pa.float64()),
-        ("faces", pa.int32()),
+        ("uncertain_band", pa.float64()),
+        ("face_count", pa.int32()),
+        ("faces", pa.string()),  # JSON list of {box, prob_fake, label} per face
         ("error", pa.string()),
         ("note", pa.string()),
-        ("boxes", pa.string()),  # JSON list of {box, prob_fake, label} per face
     ]
 )
+
+
+TEXT_FIELDS = {"path", "label", "faces", "error", "note"}
 
 
 class SourceError(ValueError):
@@ -141,11 +143,14 @@ def shards(paths: list[str], rows: int) -> list[pa.Table]:
 def predictions_table(predictions: Iterable[Prediction]) -> pa.Table:
     rows = []
     for p in predictions:
-        row = p.to_dict()
-        row["path"] = printable(row["path"])  # Parquet text is UTF-8: odd name bytes shown as \xNN
-        row["boxes"] = json.dumps(row["boxes"], separators=(",", ":"))
-        rows.append({name: row[name] for name in RESULT_SCHEMA.names})
+        row = p.to_row()  # the CSV row: `faces` as JSON text, odd name bytes shown as \xNN
+        rows.append({name: _arrow_value(name, row[name]) for name in RESULT_SCHEMA.names})
     return pa.Table.from_pylist(rows, schema=RESULT_SCHEMA)
+
+
+def _arrow_value(name: str, value: Any) -> Any:
+    """CSV's "" for a missing number is null in Parquet."""
+    return None if value == "" and name not in TEXT_FIELDS else value
 
 
 class BatchScorer:

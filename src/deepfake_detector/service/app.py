@@ -62,8 +62,12 @@ def create_app(
     log_level: str = "info",
     max_video_mb: float = 50.0,
     max_video_s: float = 60.0,
+    threshold: float | None = None,
+    uncertain_band: float | None = None,
 ) -> FastAPI:
-    """The service for one model. Nothing is loaded until the app starts (its lifespan)."""
+    """The service for one model. Nothing is loaded until the app starts (its lifespan).
+    `threshold` / `uncertain_band` replace the model's own (Detector.with_rule)."""
+    rule = {"threshold": threshold, "uncertain_band": uncertain_band}
     limits = ServiceLimits(
         max_upload_mb=max_upload_mb,
         max_batch_files=max_batch_files,
@@ -80,7 +84,7 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        app.state.service = await run_in_threadpool(_load_service, model, engine, limits)
+        app.state.service = await run_in_threadpool(_load_service, model, engine, limits, rule)
         if app.state.service.detector.engine_name == "torch":
             # Ready now; Grad-CAM (seconds to import) is built in the background for ?heatmap=true.
             # An ONNX server does not do this: it would load PyTorch (hundreds of MB) before anyone asks.
@@ -116,12 +120,14 @@ def app_from_env() -> FastAPI:
     return create_app(**config)
 
 
-def _load_service(model: str, engine: str, limits: ServiceLimits) -> ServiceState:
+def _load_service(
+    model: str, engine: str, limits: ServiceLimits, rule: dict[str, float | None] | None = None
+) -> ServiceState:
     from deepfake_detector.inference.detector import Detector
     from deepfake_detector.service.scoring import Scorer
 
     started = time.perf_counter()
-    detector = Detector.load(model, engine=engine)  # type: ignore[arg-type]
+    detector = Detector.load(model, engine=engine, **(rule or {}))  # type: ignore[arg-type]
     scorer = Scorer(detector, limits.max_pixels)
     try:
         scorer.warm_up()

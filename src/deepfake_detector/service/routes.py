@@ -10,6 +10,7 @@ from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.responses import JSONResponse
 
 from deepfake_detector.inference.detector import Detector
+from deepfake_detector.modelcard import detects_line, model_card_text
 from deepfake_detector.service.limits import ServiceLimits
 from deepfake_detector.service.pool import InferencePool, InferenceTimeout, QueueFull
 from deepfake_detector.service.schemas import (
@@ -79,8 +80,10 @@ async def model_info(request: Request) -> dict[str, Any]:
         "version": spec.version,
         "architecture": spec.architecture,
         "engine": state.detector.engine_name,
-        "threshold": float(spec.threshold),
+        "threshold": round(float(spec.threshold), 6),
         "threshold_method": spec.threshold_method,
+        "uncertain_band": float(spec.uncertain_band),
+        "rule": spec.rule.describe(),
         "temperature": float(spec.temperature),
         "input_size": int(spec.img_size),
         "class_names": list(spec.class_names),
@@ -90,6 +93,8 @@ async def model_info(request: Request) -> dict[str, Any]:
         "weights_sha256": spec.weights_sha256,
         "metrics": dict(spec.metrics),
         "limits": state.limits.public(),
+        "detects": detects_line(spec),
+        "model_card": model_card_text(state.detector.folder, spec),
     }
 
 
@@ -147,7 +152,7 @@ async def predict_batch(
     scored, queue_ms = await _score(state, uploads, faces, heatmap)
     results = [
         {
-            "filename": item.filename,
+            "path": item.filename,
             "status": item.status,
             "error": f"{item.filename}: {item.error}" if item.error else None,
             "result": None if item.error else item.to_response(),

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
@@ -12,7 +12,7 @@ class FaceOut(BaseModel):
         description="x1, y1, x2, y2 in the pixels of the (EXIF-rotated) image; x2/y2 exclusive"
     )
     prob_fake: float = Field(description="calibrated probability that this face is a deepfake")
-    label: str = Field(description="'fake' when prob_fake >= threshold, else 'real'")
+    label: Literal["fake", "real", "uncertain"] = Field(description="this face's verdict, by the same rule")
     heatmap_png: str | None = Field(
         None, description="Grad-CAM overlay of the face, base64 PNG (?heatmap=true)"
     )
@@ -24,18 +24,31 @@ class ImageOut(BaseModel):
     format: str
 
 
-class PredictionOut(BaseModel):
-    filename: str = Field(description="the uploaded file's name, as a label only")
-    label: str = Field(
-        description="'fake' or 'real' from the most suspicious face; '' when no face was found"
+class VerdictOut(BaseModel):
+    """The fields every answer shares with `predict`'s JSON rows and Python's Prediction.to_dict()."""
+
+    path: str = Field(description="the uploaded file's name, as a label only")
+    label: Literal["fake", "real", "uncertain", ""] = Field(
+        description="fake at prob_fake >= threshold + uncertain_band (and > 0.5), real below threshold - "
+        "uncertain_band (and < 0.5), uncertain between; judged on the most suspicious face; '' when no "
+        "face was found (note says so)"
     )
-    prob_fake: float | None = Field(description="the highest prob_fake over the faces; null when none")
-    confidence: float | None = Field(description="probability of the reported label")
-    threshold: float
+    prob_fake: float | None = Field(description="P(fake) of the most suspicious face; null when none")
+    confidence: float | None = Field(
+        description="probability of the label: prob_fake for fake, 1 - prob_fake for real (always > 0.5); "
+        "null when uncertain or no face"
+    )
+    threshold: float = Field(description="the model's decision threshold on P(fake)")
+    uncertain_band: float = Field(description="half-width of the uncertain band around the threshold")
+    face_count: int = Field(description="faces scored")
+    faces: list[FaceOut]
+    error: str = Field(description="always '' in a 200 answer (errors are HTTP errors)")
     note: str = Field(
         description="how the image was read, e.g. 'face crop (detection skipped)', 'no face found'"
     )
-    faces: list[FaceOut]
+
+
+class PredictionOut(VerdictOut):
     image: ImageOut
     heatmap_error: str | None = None
     timing_ms: dict[str, float] = Field(
@@ -44,7 +57,7 @@ class PredictionOut(BaseModel):
 
 
 class BatchItemOut(BaseModel):
-    filename: str
+    path: str = Field(description="the uploaded file's name")
     status: int = Field(description="200, or the HTTP status this file alone would have got (413, 422)")
     error: str | None = None
     result: PredictionOut | None = None
@@ -64,6 +77,8 @@ class ModelOut(BaseModel):
     engine: str
     threshold: float
     threshold_method: str
+    uncertain_band: float
+    rule: str = Field(description="how P(fake) becomes fake / real / uncertain, in words")
     temperature: float
     input_size: int
     class_names: list[str]
@@ -73,6 +88,8 @@ class ModelOut(BaseModel):
     weights_sha256: str
     metrics: dict[str, Any]
     limits: dict[str, Any]
+    detects: str = Field(description="one line: the kinds of fake it was trained on, and what it was not")
+    model_card: str = Field(description="the model card (MODEL_CARD.md), markdown")
 
 
 class ErrorOut(BaseModel):

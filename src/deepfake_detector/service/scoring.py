@@ -45,24 +45,18 @@ class ScoredUpload:
     def to_response(self) -> dict[str, Any]:
         """The JSON body for a scored image (the shape of `schemas.PredictionOut`)."""
         assert self.prediction is not None and self.info is not None
-        data = self.prediction.to_dict()
-        faces = [
-            {**face, "heatmap_png": heat}
-            for face, heat in zip(data["boxes"], self.heatmaps or [None] * len(data["boxes"]), strict=True)
+        data = self.prediction.to_dict()  # the same fields as predict's JSON rows
+        data["path"] = self.filename
+        heatmaps = self.heatmaps or [None] * len(data["faces"])
+        data["faces"] = [
+            {**{k: v for k, v in face.items() if k != "heatmap"}, "heatmap_png": heat}
+            for face, heat in zip(data["faces"], heatmaps, strict=True)
         ]
-        for face in faces:
-            face.pop("heatmap", None)
         width, height = self.info.width, self.info.height
         if self.info.orientation in ROTATED_ORIENTATIONS:
             width, height = height, width
         return {
-            "filename": self.filename,
-            "label": data["label"],
-            "prob_fake": data["prob_fake"],
-            "confidence": data["confidence"],
-            "threshold": data["threshold"],
-            "note": data["note"],
-            "faces": faces,
+            **data,
             "image": {"width": width, "height": height, "format": self.info.format},
             "heatmap_error": self.heatmap_error or None,
             "timing_ms": {k: round(v, 2) for k, v in self.timing_ms.items()},

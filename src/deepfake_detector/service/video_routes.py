@@ -18,12 +18,13 @@ import numpy as np
 from fastapi import APIRouter, HTTPException, Query, Request
 from pydantic import BaseModel, Field
 
+from deepfake_detector.inference.results import ROW_FIELDS
 from deepfake_detector.inference.video.frames import UnreadableVideo, video_file
 from deepfake_detector.inference.video.scoring import VideoOptions, VideoScore, score_video
 from deepfake_detector.service.limits import VIDEO_PATH
 from deepfake_detector.service.pool import InferenceTimeout, QueueFull
 from deepfake_detector.service.routes import FACES_HELP, ServiceState, service_of
-from deepfake_detector.service.schemas import ERROR_RESPONSES, upload_body
+from deepfake_detector.service.schemas import ERROR_RESPONSES, VerdictOut, upload_body
 from deepfake_detector.service.uploads import Upload, UploadError, read_uploads
 
 router = APIRouter()
@@ -42,7 +43,7 @@ class VideoInfoOut(BaseModel):
 
 class TrackOut(BaseModel):
     id: int
-    faces: int = Field(description="sampled frames in which this face was found")
+    face_count: int = Field(description="sampled frames in which this face was found")
     first_s: float
     last_s: float
     prob_mean: float = Field(description="mean probability of fake over the track's faces")
@@ -74,15 +75,9 @@ class TimelinePointOut(BaseModel):
     faces: list[TimelineFaceOut]
 
 
-class VideoPredictionOut(BaseModel):
-    filename: str
-    label: str = Field(
-        description="'fake' or 'real' from the most suspicious track; '' when no face was found"
-    )
-    prob_fake: float | None
-    confidence: float | None
-    threshold: float
-    note: str
+class VideoPredictionOut(VerdictOut):
+    """The verdict fields of an image's answer (`faces`: one per face track), then the video's details."""
+
     video: VideoInfoOut
     sampling: dict[str, Any]
     sampled_frames: int
@@ -167,7 +162,7 @@ async def predict_video(
         raise HTTPException(503, str(exc), headers={"Retry-After": str(exc.retry_after)}) from exc
     except InferenceTimeout as exc:
         raise HTTPException(504, str(exc)) from exc
-    if "error" in body:
+    if body.get("error"):
         raise HTTPException(422, f"{upload.filename}: {body['error']}")
     body["timing_ms"].update(queue=round(queue_ms, 2), total=round((time.perf_counter() - started) * 1000, 2))
     request.state.log_fields = {
@@ -224,12 +219,7 @@ def _body(scored: VideoScore, explainer: _Explainer | None, elapsed_ms: float) -
     data = scored.prediction.to_dict()
     video = data["video"]
     return {
-        "filename": data["path"],
-        "label": data["label"],
-        "prob_fake": data["prob_fake"],
-        "confidence": data["confidence"],
-        "threshold": data["threshold"],
-        "note": data["note"],
+        **{key: data[key] for key in ROW_FIELDS},
         "video": {key: video[key] for key in VideoInfoOut.model_fields},
         **{
             key: video[key]

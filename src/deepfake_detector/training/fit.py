@@ -12,12 +12,13 @@ from typing import Any
 import lightning as L
 import numpy as np
 import torch
-from lightning.pytorch.callbacks import ModelCheckpoint, RichProgressBar, TQDMProgressBar
+from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.utilities import rank_zero_only
 
 from deepfake_detector.data import Manifest, discover
 from deepfake_detector.data.crop import CropSpec
 from deepfake_detector.data.manifest import check_both_classes, paths_in_several_splits
+from deepfake_detector.data.train_manifest import split_record, write_train_manifest
 from deepfake_detector.evaluation.calibration import fit_temperature
 from deepfake_detector.evaluation.metrics import compute_metrics
 from deepfake_detector.evaluation.threshold import choose_threshold
@@ -41,6 +42,7 @@ from deepfake_detector.training.callbacks import (
 from deepfake_detector.training.config import ConfigError, TrainConfig, load_config
 from deepfake_detector.training.datamodule import DeepfakeDataModule
 from deepfake_detector.training.module import DeepfakeClassifier
+from deepfake_detector.training.progress import EpochLines, RichEpochBar, quiet_lightning
 
 CONFIG_FILE, DATA_FILE, LAST_CKPT = "config.yaml", "data.json", "checkpoints/last.ckpt"
 
@@ -99,21 +101,25 @@ def warn_split_leakage(manifest: Manifest, data: str) -> None:
 
 
 def _record_run(run_dir: Path, cfg: TrainConfig, manifest: Manifest, data: str) -> None:
-    """manifest.csv, data.json, config.yaml: written once, by global rank 0 only, each atomically.
-
-    config.yaml comes last: a run directory that has it has everything --resume reads.
+    """manifest.csv, train_manifest.json.gz, data.json, config.yaml: written once, by global rank 0
+    only, each atomically. config.yaml comes last: a run directory that has it has everything
+    --resume reads.
     """
     run_dir.mkdir(parents=True, exist_ok=True)
     with atomic_output(run_dir / "manifest.csv") as tmp:
         manifest.to_csv(tmp)
+    name = Path(os.path.abspath(data)).name
+    # Paths and SHA-256 of every train/val file, so that evaluation can leave them out.
+    write_train_manifest(run_dir, [(name, manifest)], seed=cfg.seed)
     atomic_write_json(
         run_dir / DATA_FILE,
         {
             "root": str(data),
-            "name": Path(os.path.abspath(data)).name,
+            "name": name,
             "manifest_hash": manifest.digest(),
             "counts": manifest.counts(),
             "layout": manifest.layout,
+            "split": split_record(cfg.seed),  # how a flat or CSV dataset was cut (evaluate reuses it)
         },
     )
     atomic_write_text(run_dir / CONFIG_FILE, cfg.to_yaml())
@@ -161,11 +167,31 @@ def train(
     progress: bool = True,
     faces: str | None = None,
 ) -> RunResult:
-    """Train a preset on a dataset's train split, select on val, calibrate, and save the model.
+    """Train a preset on a dataset's train split, select on val, calibrate, and save the model
+    (model.json, weights, MODEL_CARD.md).
 
     `data` may list several datasets for a frozen-feature preset (training/heads.py); `faces`
     (auto, always, never) overrides how the preset cuts training images (data/crop.py)."""
-    run_dir = Path(out)
+    result = _train(data, preset, Path(out), overrides, resume, progress, faces)
+    if result.global_rank == 0 and (result.run_dir / "model.json").is_file():
+        from deepfake_detector.modelcard import write_model_card
+
+        try:
+            write_model_card(result.run_dir)
+        except (OSError, ValueError) as exc:  # the model is saved; a card can be made later by `info`
+            print(f"warning: {result.run_dir}: MODEL_CARD.md not written ({exc})", file=sys.stderr)
+    return result
+
+
+def _train(
+    data: str | list[str] | None,
+    preset: str,
+    run_dir: Path,
+    overrides: dict[str, Any] | None,
+    resume: bool,
+    progress: bool,
+    faces: str | None,
+) -> RunResult:
     overrides = {**(overrides or {}), **({"faces": faces} if faces else {})}
     sources = [data] if data is None or isinstance(data, str | Path) else [str(d) for d in data]
     if not resume:
@@ -291,13 +317,14 @@ def _make_trainer(cfg: TrainConfig, run_dir: Path, progress: bool) -> tuple[L.Tr
     ]
     if progress:
         # rich draws nothing useful into a log file; tqdm lines do.
-        callbacks.append(RichProgressBar() if sys.stderr.isatty() else TQDMProgressBar(refresh_rate=20))
+        callbacks.append(RichEpochBar() if sys.stderr.isatty() else EpochLines())
+    quiet_lightning()
     trainer = L.Trainer(
         **_trainer_kwargs(cfg),
         callbacks=callbacks,
         plugins=[AtomicCheckpointIO()],
         logger=_logger(run_dir),
-        enable_progress_bar=progress,
+        enable_progress_bar=progress and sys.stderr.isatty(),  # else EpochLines: a line per epoch
         enable_model_summary=False,
         default_root_dir=str(run_dir),
     )

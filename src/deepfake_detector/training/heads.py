@@ -29,6 +29,7 @@ import numpy as np
 from deepfake_detector.data.crop import CropSpec, summarize_regions
 from deepfake_detector.data.manifest import Manifest, discover
 from deepfake_detector.data.region_cache import cached_regions
+from deepfake_detector.data.train_manifest import split_record, write_train_manifest
 from deepfake_detector.evaluation.calibration import fit_temperature
 from deepfake_detector.evaluation.metrics import compute_metrics
 from deepfake_detector.evaluation.threshold import choose_threshold
@@ -104,11 +105,12 @@ def train_feature_head(
     crop = CropSpec.from_dict(dict(cfg.crop or {}))
     cache = Path(cfg.cache_dir) if cfg.cache_dir else default_cache_dir()
     encoder = ClipEncoder(cfg.features, threads=cfg.threads)
-    train, val = [], []
+    train, val, recorded = [], [], []
     for root in datasets:
         manifest = discover(root, seed=cfg.seed)
         if cfg.limit_per_class:
             manifest = manifest.sample(cfg.limit_per_class, seed=cfg.seed)
+        recorded.append((source_name(root), manifest))
         for split, bucket in (("train", train), ("val", val)):
             part = manifest.split(split)
             if len(set(part.labels.tolist())) < 2:
@@ -145,7 +147,11 @@ def train_feature_head(
         mask = sources == source
         spec.metrics[f"val/{source}"] = compute_metrics(labels[mask], probs[mask], spec.threshold)
     atomic_write_text(run_dir / "config.yaml", cfg.to_yaml())
-    atomic_write_json(run_dir / "data.json", {"sources": [_data_record(s) for s in train + val]})
+    write_train_manifest(run_dir, recorded, seed=cfg.seed)  # every train/val file, for evaluate
+    atomic_write_json(
+        run_dir / "data.json",
+        {"sources": [_data_record(s) for s in train + val], "split": split_record(cfg.seed)},
+    )
     # Images with no face (scored whole) or several (the largest used), per source, split and class.
     atomic_write_json(
         run_dir / "faces.json",
@@ -224,6 +230,7 @@ def _data_record(split: SourceSplit) -> dict[str, Any]:
     return {
         "source": split.source,
         "root": split.manifest.root,
+        "layout": split.manifest.layout,
         "manifest_hash": split.manifest.digest(),
         "counts": split.manifest.counts(),
     }

@@ -128,7 +128,7 @@ def timeline_png(
             marker="o",
             ms=3,
             lw=1.5,
-            label=f"track {track.id}: {track.label} {track.prob_fake:.2f} ({track.faces} faces)",
+            label=f"track {track.id}: {track.label} {track.prob_fake:.2f} ({track.face_count} faces)",
         )
     with_face = {f.frame for f in faces}
     without = [t for frame, t in sampled if frame not in with_face]

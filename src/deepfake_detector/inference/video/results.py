@@ -40,7 +40,7 @@ class TrackResult:
     """One person followed across the sampled frames."""
 
     id: int
-    faces: int
+    face_count: int  # sampled frames in which this face was found
     first_s: float
     last_s: float
     prob_mean: float
@@ -52,7 +52,7 @@ class TrackResult:
     def to_dict(self) -> dict[str, Any]:
         return {
             "id": self.id,
-            "faces": self.faces,
+            "face_count": self.face_count,
             "first_s": round(self.first_s, 3),
             "last_s": round(self.last_s, 3),
             "prob_mean": round(self.prob_mean, 6),

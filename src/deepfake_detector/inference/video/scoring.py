@@ -16,8 +16,8 @@ from __future__ import annotations
 
 import heapq
 import itertools
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +28,7 @@ from deepfake_detector.data.faces import Box
 from deepfake_detector.data.images import DEFAULT_MAX_PIXELS
 from deepfake_detector.inference.batching import batched, iter_mapped
 from deepfake_detector.inference.pipeline import score_crops
-from deepfake_detector.inference.results import FaceResult, label_for
+from deepfake_detector.inference.results import FaceResult
 from deepfake_detector.inference.video.aggregate import (
     AGGREGATES,
     MIN_TRACK_FACES,
@@ -49,8 +49,10 @@ from deepfake_detector.inference.video.pictures import SheetFace, render_picture
 from deepfake_detector.inference.video.results import FaceScore, TrackResult, VideoDetails, VideoPrediction
 from deepfake_detector.inference.video.tracking import IouTracker
 from deepfake_detector.spec import ModelSpec
+from deepfake_detector.verdict import DecisionRule
 
 SHEET_FACES = 8  # faces on the contact sheet
+PROGRESS_MIN_FRAMES = 64  # fewer frames take seconds: a bar would only flicker
 FRAMES_AHEAD_PER_WORKER = 2  # decoded frames waiting for face detection, per worker thread
 
 
@@ -66,6 +68,7 @@ class VideoOptions:
     max_seconds: float | None = None  # refuse longer videos (the service's limit)
     max_pixels: int = DEFAULT_MAX_PIXELS  # per frame
     render: bool = True  # build the PNGs (written to out_dir when set, else returned in memory)
+    progress: bool = False  # a bar on stderr for videos of PROGRESS_MIN_FRAMES sampled frames or more
 
     def __post_init__(self) -> None:
         if self.frames is not None and self.every is not None:
@@ -164,23 +167,32 @@ def score_video(
         workers=workers,
         read_ahead=FRAMES_AHEAD_PER_WORKER * max(1, workers),
     )
-    for chunk in batched((item for _, item in frames), batch_size):
-        crops = [crop for item in chunk for crop in item.crops]  # type: ignore[attr-defined]
-        probs = spec.probability(score_crops(detector.engine, spec, crops, batch_size))
-        cursor = 0
-        for item in chunk:
-            assert isinstance(item, _FrameFaces)
-            details.sampled.append((item.index, item.time_s))
-            ids = tracker.update(item.boxes)
-            for box, crop, track_id in zip(item.boxes, item.crops, ids, strict=True):
-                score = FaceScore(item.index, item.time_s, track_id, box, float(probs[cursor]))
-                cursor += 1
-                details.faces.append(score)
-                if item.thumb is not None:
-                    sheet_face = SheetFace(score, crop, item.thumb, item.scale)
-                    position = next(order)
-                    per_track.setdefault(track_id, _Extremes(options.sheet_faces)).add(sheet_face, position)
-                    pooled.add(sheet_face, position)
+    advance = _frame_progress(path, len(indices)) if options.progress else None
+    try:
+        for chunk in batched((item for _, item in frames), batch_size):
+            if advance is not None:
+                advance(len(chunk))
+            crops = [crop for item in chunk for crop in item.crops]  # type: ignore[attr-defined]
+            probs = spec.probability(score_crops(detector.engine, spec, crops, batch_size))
+            cursor = 0
+            for item in chunk:
+                assert isinstance(item, _FrameFaces)
+                details.sampled.append((item.index, item.time_s))
+                ids = tracker.update(item.boxes)
+                for box, crop, track_id in zip(item.boxes, item.crops, ids, strict=True):
+                    score = FaceScore(item.index, item.time_s, track_id, box, float(probs[cursor]))
+                    cursor += 1
+                    details.faces.append(score)
+                    if item.thumb is not None:
+                        sheet_face = SheetFace(score, crop, item.thumb, item.scale)
+                        position = next(order)
+                        per_track.setdefault(track_id, _Extremes(options.sheet_faces)).add(
+                            sheet_face, position
+                        )
+                        pooled.add(sheet_face, position)
+    finally:
+        if advance is not None:
+            advance(0, done=True)
     if len(details.sampled) < len(indices):
         last = details.sampled[-1][0] if details.sampled else 0
         details.warning = (
@@ -188,40 +200,59 @@ def score_video(
             f"read (the header says {info.frame_count} frames; truncated or mis-indexed file)"
         )
 
-    prediction = _verdict(label_name, details, options.aggregate, threshold)
+    prediction = _verdict(label_name, details, options.aggregate, spec.rule)
     result = VideoScore(prediction)
-    if options.render:
-        deciding = details.deciding_track
-        source = pooled if deciding is None else per_track.get(deciding, pooled)
-        sheet_faces = (
-            source.strongest(prediction.label == "fake", threshold, options.sheet_faces)
-            if details.faces
-            else []
-        )
-        details.key_frames = [face.score for face in sheet_faces]
-        result.contact_sheet_png, result.timeline_png = render_pictures(
-            prediction, details, sheet_faces, spec, grad_cam
-        )
-        if options.out_dir is not None:
-            details.files = write_pictures(
-                options.out_dir, str(path), result.contact_sheet_png, result.timeline_png
-            )
-    else:
+    if not options.render:
         details.key_frames = _key_scores(details, prediction.label == "fake", threshold, options.sheet_faces)
+        return result
+    deciding = details.deciding_track
+    source = pooled if deciding is None else per_track.get(deciding, pooled)
+    _draw(result, source, details, options, spec, grad_cam, path)
     return result
+
+
+def _draw(
+    result: VideoScore,
+    source: _Extremes,
+    details: VideoDetails,
+    options: VideoOptions,
+    spec: ModelSpec,
+    grad_cam: Any,
+    path: str | Path,
+) -> None:
+    """The contact sheet of the faces that drove the verdict, and the timeline (written to out_dir)."""
+    prediction = result.prediction
+    fake = prediction.label == "fake"
+    sheet_faces = source.strongest(fake, float(spec.threshold), options.sheet_faces) if details.faces else []
+    details.key_frames = [face.score for face in sheet_faces]
+    result.contact_sheet_png, result.timeline_png = render_pictures(
+        prediction, details, sheet_faces, spec, grad_cam
+    )
+    if options.out_dir is not None:
+        details.files = write_pictures(
+            options.out_dir, str(path), result.contact_sheet_png, result.timeline_png
+        )
+
+
+def _frame_progress(path: str | Path, frames: int) -> Callable[..., None] | None:
+    """A bar for a long video (the run's own bar counts files, and this is one file)."""
+    if frames < PROGRESS_MIN_FRAMES:
+        return None
+    from deepfake_detector.inference.progress import make_progress
+
+    return make_progress(frames, f"{Path(path).name}: frames")
 
 
 def predict_video_file(detector: Any, path: str | Path, **kwargs: Any) -> VideoPrediction:
     """`score_video` for one input of a batch run: never raises for a bad file, it becomes an error row."""
-    threshold = float(detector.spec.threshold)
+    rule = detector.spec.rule
     try:
         return score_video(detector, path, **kwargs).prediction
     except UnreadableVideo as exc:
-        return VideoPrediction(str(path), "", None, threshold, error=exc.reason)
+        reason = exc.reason
     except Exception as exc:  # one odd file must never stop a run over many (cv2.error included)
-        return VideoPrediction(
-            str(path), "", None, threshold, error=f"cannot process ({type(exc).__name__}: {exc})"
-        )
+        reason = f"cannot process ({type(exc).__name__}: {exc})"
+    return VideoPrediction(str(path), "", None, rule.threshold, error=reason, uncertain_band=rule.band)
 
 
 def _frame_preparer(spec: ModelSpec, faces: FacesMode, keep_thumb: bool) -> Callable[[Any], _FrameFaces]:
@@ -235,7 +266,8 @@ def _frame_preparer(spec: ModelSpec, faces: FacesMode, keep_thumb: bool) -> Call
     return prepare
 
 
-def _verdict(name: str, details: VideoDetails, method: Aggregate, threshold: float) -> VideoPrediction:
+def _verdict(name: str, details: VideoDetails, method: Aggregate, rule: DecisionRule) -> VideoPrediction:
+    threshold = rule.threshold
     by_track: dict[int, list[FaceScore]] = {}
     for face in details.faces:
         by_track.setdefault(face.track, []).append(face)
@@ -247,13 +279,13 @@ def _verdict(name: str, details: VideoDetails, method: Aggregate, threshold: flo
         tracks.append(
             TrackResult(
                 id=track_id,
-                faces=len(faces),
+                face_count=len(faces),
                 first_s=faces[0].time_s,
                 last_s=faces[-1].time_s,
                 prob_mean=mean_score(probs),
                 prob_confident=confident_score(probs, threshold),
                 prob_fake=score,
-                label=label_for(score, threshold),
+                label=rule.label(score),
                 decides=track_id in deciders or not deciders,
             )
         )
@@ -261,7 +293,16 @@ def _verdict(name: str, details: VideoDetails, method: Aggregate, threshold: flo
     sampled = len(details.sampled)
     span = f"video {details.info.duration_s:.1f} s, {sampled} of {details.info.frame_count} frames sampled"
     if not tracks:
-        return VideoPrediction(name, "", None, threshold, [], note=f"{span}; no face found", video=details)
+        return VideoPrediction(
+            name,
+            "",
+            None,
+            threshold,
+            [],
+            note=f"{span}; no face found",
+            video=details,
+            uncertain_band=rule.band,
+        )
     how = "confident frames" if method == "confident" else "mean"
     if deciders:
         top = max((t for t in tracks if t.decides), key=lambda t: t.prob_fake)
@@ -280,7 +321,14 @@ def _verdict(name: str, details: VideoDetails, method: Aggregate, threshold: flo
         FaceResult(box=_track_box(details.faces, t), prob_fake=t.prob_fake, label=t.label) for t in tracks
     ]
     return VideoPrediction(
-        name, label_for(prob, threshold), prob, threshold, face_results, note=note, video=details
+        name,
+        rule.label(prob),
+        prob,
+        threshold,
+        face_results,
+        note=note,
+        video=details,
+        uncertain_band=rule.band,
     )
 
 
@@ -299,3 +347,37 @@ def _key_scores(details: VideoDetails, fake: bool, threshold: float, n: int) -> 
     agree = [f for f in own if (f.prob_fake >= threshold) == fake]
     best = sorted(agree, key=lambda f: -f.prob_fake if fake else f.prob_fake)[:n]
     return sorted(best, key=lambda f: f.frame)
+
+
+def iter_video_predictions(
+    detector: Any,
+    paths: Iterable[str | Path],
+    video: VideoOptions | None,
+    *,
+    faces: FacesMode,
+    batch_size: int,
+    workers: int,
+    grad_cam: Any,
+    pictures_dir: str | Path | None,
+    observers: Sequence[Any] = (),
+) -> Iterator[list[VideoPrediction]]:
+    """Detector.iter_predict's videos: one row each; pictures go to video.out_dir, else `pictures_dir`
+    (the heatmap or --save folder), and are only drawn where they are kept."""
+    options = video or VideoOptions()
+    if options.out_dir is None and pictures_dir is not None:
+        options = replace(options, out_dir=pictures_dir)
+    options = replace(options, render=options.out_dir is not None)
+    for path in paths:
+        prediction = predict_video_file(
+            detector,
+            path,
+            options=options,
+            faces=faces,
+            batch_size=batch_size,
+            workers=workers,
+            grad_cam=grad_cam,
+        )
+        for observer in observers:
+            if hasattr(observer, "add_video"):
+                observer.add_video(prediction)
+        yield [prediction]

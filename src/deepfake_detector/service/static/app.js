@@ -38,10 +38,11 @@ async function loadModelInfo() {
     state.model = model;
     const name = model.name || model.architecture;
     $("model-info").textContent =
-      `Model ${name} v${model.version} (${model.architecture}, ${model.engine}) · ` +
-      `called fake at P(fake) ≥ ${model.threshold.toFixed(2)} · up to ${model.limits.max_upload_mb} MB per image` +
+      `Model ${name} v${model.version} (${model.architecture}, ${model.engine}) · ${ruleText(model)} · ` +
+      `up to ${model.limits.max_upload_mb} MB per image` +
       (model.limits.max_video_mb ?
         `, videos up to ${model.limits.max_video_mb} MB and ${model.limits.max_video_s} s` : "");
+    if (model.detects) $("model-detects").textContent = model.detects;
   } catch (error) {
     $("model-info").textContent = `The model is not available: ${error.message}`;
     $("model-info").classList.add("error-text");
@@ -168,16 +169,9 @@ function showResult(card, file, result) {
   frame.append(image);
   for (const face of result.faces) frame.append(faceBox(face, result.image));
 
-  const verdictText = result.label ? result.label.toUpperCase() : "NO FACE";
-  const verdict = el("p", `verdict verdict-${result.label || "none"}`, verdictText);
+  const verdict = verdictLine(result);
 
-  const details = [];
-  if (result.prob_fake !== null) {
-    details.push(probabilityBar(result.prob_fake, result.threshold));
-    details.push(el("p", "numbers",
-      `P(fake) ${percent(result.prob_fake)} · confidence ${percent(result.confidence)} · ` +
-      `threshold ${result.threshold.toFixed(2)}`));
-  }
+  const details = verdictDetails(result);
   const note = result.faces.length > 1 ? `${result.note}; verdict from the most suspicious face` : result.note;
   details.push(el("p", "muted", note));
   const timing = result.timing_ms;
@@ -206,19 +200,12 @@ function showVideoResult(card, file, result) {
   const sheet = el("img", "photo contact-sheet");
   sheet.alt = `${file.name}: the frames that drove the verdict`;
   sheet.src = `data:image/png;base64,${result.contact_sheet_png}`;
-  const verdictText = result.label ? result.label.toUpperCase() : "NO FACE";
-  const details = [el("p", `verdict verdict-${result.label || "none"}`, verdictText)];
-  if (result.prob_fake !== null) {
-    details.push(probabilityBar(result.prob_fake, result.threshold));
-    details.push(el("p", "numbers",
-      `P(fake) ${percent(result.prob_fake)} · confidence ${percent(result.confidence)} · ` +
-      `threshold ${result.threshold.toFixed(2)}`));
-  }
+  const details = [verdictLine(result), ...verdictDetails(result)];
   details.push(el("p", "muted", result.note));
   const tracks = el("ul", "tracks small");
   for (const track of result.tracks) {
     tracks.append(el("li", `face-${track.label}`,
-      `track ${track.id}: ${track.label} ${track.prob_fake.toFixed(2)} · ${track.faces} frames · ` +
+      `track ${track.id}: ${faceText(track)} · ${track.face_count} frames · ` +
       `${track.first_s.toFixed(1)}–${track.last_s.toFixed(1)} s${track.decides ? "" : " (too short to decide)"}`));
   }
   const timeline = el("img", "timeline");
@@ -253,18 +240,49 @@ function faceBox(face, size) {
   box.style.top = `${(100 * y1) / size.height}%`;
   box.style.width = `${(100 * (x2 - x1)) / size.width}%`;
   box.style.height = `${(100 * (y2 - y1)) / size.height}%`;
-  box.append(el("span", "face-tag", `${face.label} ${face.prob_fake.toFixed(2)}`));
+  box.append(el("span", "face-tag", faceText(face)));
   return box;
 }
 
-function probabilityBar(probFake, threshold) {
+// Every label is shown with the probability it is about: "real · P(fake) 0.12", never "real 0.12".
+function faceText(face) {
+  return `${face.label} · P(fake) ${face.prob_fake.toFixed(2)}`;
+}
+
+function ruleText(rule) {
+  const fakeAt = Math.max(rule.threshold + rule.uncertain_band, 0.5);
+  const realBelow = Math.min(rule.threshold - rule.uncertain_band, 0.5);
+  return `fake at P(fake) ≥ ${percent(fakeAt)}, real below ${percent(realBelow)}, uncertain between`;
+}
+
+function verdictLine(result) {
+  const text = result.label ? result.label.toUpperCase() : "NO FACE";
+  return el("p", `verdict verdict-${result.label || "none"}`, text);
+}
+
+function verdictDetails(result) {
+  if (result.prob_fake === null) return [];
+  let numbers;
+  if (result.label === "uncertain") {
+    numbers = `P(fake) ${percent(result.prob_fake)}: too close to the threshold to call either way ` +
+      `(${ruleText(result)})`;
+  } else {
+    numbers = `P(fake) ${percent(result.prob_fake)} · ${percent(result.confidence)} sure it is ${result.label} · ` +
+      ruleText(result);
+  }
+  return [probabilityBar(result), el("p", "numbers", numbers)];
+}
+
+function probabilityBar(result) {
+  const probFake = result.prob_fake;
+  const threshold = result.threshold;
   const bar = el("div", "prob-bar");
   bar.setAttribute("role", "meter");
   bar.setAttribute("aria-label", "probability of fake");
   bar.setAttribute("aria-valuemin", "0");
   bar.setAttribute("aria-valuemax", "1");
   bar.setAttribute("aria-valuenow", String(probFake));
-  const fill = el("div", `prob-fill ${probFake >= threshold ? "fill-fake" : "fill-real"}`);
+  const fill = el("div", `prob-fill fill-${result.label || "none"}`);
   fill.style.width = percent(probFake);
   const marker = el("div", "threshold-marker");
   marker.style.left = percent(threshold);
@@ -293,7 +311,7 @@ async function toggleHeatmap(file, container, toggle) {
         picture.src = `data:image/png;base64,${face.heatmap_png}`;
         figure.append(picture);
       }
-      figure.append(el("figcaption", "small", `face ${index + 1}: ${face.label} ${face.prob_fake.toFixed(2)}`));
+      figure.append(el("figcaption", "small", `face ${index + 1}: ${faceText(face)}`));
       return figure;
     });
     if (result.heatmap_error) figures.push(el("p", "error-text", result.heatmap_error));
