@@ -61,7 +61,7 @@ def test_info_prints_the_card_as_text_markdown_and_json(trained_run: Path) -> No
     spec = ModelSpec.load(trained_run / "model.json")
     assert info["model_card"] == card and info["detects"] == detects_line(spec)
     assert info["name"] == "seed-my-faces" and info["trained_on"] == ["my-faces"]
-    assert info["threshold"] == pytest.approx(spec.threshold) and info["uncertain_band"] == 0.05
+    assert info["threshold"] == pytest.approx(spec.threshold, abs=1e-6) and info["uncertain_band"] == 0.05
 
     missing = runner.invoke(app, ["info", str(trained_run / "nowhere")])
     assert missing.exit_code == 2 and "no such model file or folder" in missing.stderr

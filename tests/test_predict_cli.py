@@ -53,7 +53,7 @@ def assert_rows_match(rows: list[dict], expected: list[Prediction]) -> None:
     for row, want in zip(rows, expected, strict=True):
         assert (row["label"], int(row["face_count"])) == (want.label, len(want.faces)), row["path"]
         assert float(row["prob_fake"]) == pytest.approx(want.prob_fake, abs=1e-6), row["path"]
-        assert float(row["threshold"]) == pytest.approx(want.threshold)
+        assert float(row["threshold"]) == pytest.approx(want.threshold, abs=1e-6)
 
 
 def run(*args: str, stdin: str | None = None):

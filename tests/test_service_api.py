@@ -73,8 +73,8 @@ def test_model_endpoint_describes_the_loaded_model(client: TestClient, detector:
     spec = detector.spec
     assert info["name"] == spec.name and info["version"] == spec.version
     assert info["architecture"] == spec.architecture
-    assert info["threshold"] == pytest.approx(spec.threshold)
-    assert info["temperature"] == pytest.approx(spec.temperature)
+    assert info["threshold"] == pytest.approx(spec.threshold, abs=1e-6)
+    assert info["temperature"] == pytest.approx(spec.temperature, abs=1e-6)
     assert info["input_size"] == spec.img_size
     assert info["data_hash"] == spec.data_hash and info["metrics"] == json.loads(json.dumps(spec.metrics))
     assert info["limits"]["max_upload_mb"] == UPLOAD_LIMIT_MB and info["limits"]["max_pixels"] == PIXEL_LIMIT
@@ -92,7 +92,7 @@ def test_predict_gives_the_same_probability_as_the_cli(
     for body in (multipart, raw):
         assert body["prob_fake"] == pytest.approx(expected.prob_fake, abs=1e-5)
         assert body["label"] == expected.label
-        assert body["threshold"] == pytest.approx(expected.threshold)
+        assert body["threshold"] == pytest.approx(expected.threshold, abs=1e-6)
         assert body["confidence"] == pytest.approx(expected.confidence, abs=1e-5)
         assert [face["box"] for face in body["faces"]] == [list(face.box) for face in expected.faces]
     assert multipart["path"] == path.name and raw["path"] == "upload"

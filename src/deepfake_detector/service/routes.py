@@ -84,7 +84,7 @@ async def model_info(request: Request) -> dict[str, Any]:
         "threshold_method": spec.threshold_method,
         "uncertain_band": float(spec.uncertain_band),
         "rule": spec.rule.describe(),
-        "temperature": float(spec.temperature),
+        "temperature": round(float(spec.temperature), 6),
         "input_size": int(spec.img_size),
         "class_names": list(spec.class_names),
         "crop": spec.crop_spec.to_dict(),
