@@ -25,7 +25,7 @@ from deepfake_detector.cli import app
 from deepfake_detector.inference.results import ROW_FIELDS
 from deepfake_detector.schemas import load_schema
 from deepfake_detector.service import create_app
-from deepfake_detector.service.schemas import PredictionOut, VerdictOut
+from deepfake_detector.service.schemas import BatchOut, PredictionOut, VerdictOut
 from deepfake_detector.verdict import DecisionRule
 
 runner = CliRunner()
@@ -154,11 +154,13 @@ def test_rest_answers_use_the_same_fields_and_schema(client: TestClient, inputs:
         assert response.status_code == 200, response.text
         body = response.json()
         validate(body, PREDICTION)
+        validate(body, PredictionOut.model_json_schema())  # and the REST API's own (OpenAPI) schema
         assert_verdict_consistent(body)
         assert body["path"] == Path(path).name and {"image", "timing_ms"} <= set(body)
     with open(inputs[0], "rb") as a, open(inputs[-1], "rb") as b:
         files = [("files", ("a.jpg", a, "image/jpeg")), ("files", ("broken.jpg", b, "image/jpeg"))]
         batch = client.post("/v1/predict/batch", files=files).json()
+    validate(batch, BatchOut.model_json_schema())
     good, bad = batch["results"]
     assert (good["path"], bad["path"], bad["status"]) == ("a.jpg", "broken.jpg", 422)
     validate(good["result"], PREDICTION)
@@ -172,3 +174,27 @@ def test_the_service_can_decide_with_another_threshold(inputs: list[str]) -> Non
             body = client.post("/v1/predict", files={"file": ("f.jpg", fh, "image/jpeg")}).json()
         assert body["threshold"] == 0.99 and body["label"] in ("real", "uncertain")
         assert client.get("/v1/model").json()["threshold_method"] == "user"
+
+
+def test_a_request_can_ask_for_its_own_threshold(client: TestClient, inputs: list[str]) -> None:
+    with open(inputs[5], "rb") as fh:
+        data = fh.read()
+    base = client.post("/v1/predict", files={"file": ("f.jpg", data, "image/jpeg")}).json()
+    strict = client.post(
+        "/v1/predict?threshold=0.99&uncertain_band=0", files={"file": ("f.jpg", data, "image/jpeg")}
+    ).json()
+    assert strict["prob_fake"] == base["prob_fake"] and (strict["threshold"], strict["uncertain_band"]) == (
+        0.99,
+        0.0,
+    )
+    assert strict["label"] in ("real", "uncertain") and strict["faces"][0]["label"] == strict["label"]
+    assert_verdict_consistent(strict)
+    batch = client.post(
+        "/v1/predict/batch?threshold=0.01", files=[("files", ("f.jpg", data, "image/jpeg"))]
+    ).json()
+    assert batch["results"][0]["result"]["threshold"] == 0.01
+    assert batch["results"][0]["result"]["label"] in ("fake", "uncertain")
+    for query in ("threshold=1.5", "uncertain_band=0.5", "threshold=abc"):
+        bad = client.post(f"/v1/predict?{query}", files={"file": ("f.jpg", data, "image/jpeg")})
+        assert bad.status_code == 422, (query, bad.text)
+    assert client.get("/v1/model").json()["threshold"] != 0.99  # the service's own rule is unchanged

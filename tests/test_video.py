@@ -12,9 +12,11 @@ from dataclasses import replace
 from pathlib import Path
 
 import cv2
+import jsonschema
 import numpy as np
 import pytest
 from fastapi.testclient import TestClient
+from inference_helpers import assert_verdict_consistent
 from PIL import Image
 from service_helpers import PACKAGED_DEFAULT
 from typer.testing import CliRunner
@@ -424,6 +426,13 @@ def test_api_scores_a_short_video(api: TestClient, videos: dict[str, Path], dete
     expected = detector.predict([videos["fake"]], video=VideoOptions(frames=4))[0]
     assert body["path"] == "clip.avi" and body["label"] == "fake" == expected.label
     assert body["prob_fake"] == pytest.approx(expected.prob_fake, abs=1e-5)
+    from deepfake_detector.schemas import load_schema
+    from deepfake_detector.service.video_routes import VideoPredictionOut
+
+    # The same verdict fields and rule as an image's answer, and the video route's own schema.
+    jsonschema.Draft202012Validator(load_schema("prediction")).validate(body)
+    jsonschema.validate(body, VideoPredictionOut.model_json_schema())
+    assert_verdict_consistent(body)
     assert body["video"]["frame_count"] == 12 and body["sampled_frames"] == 4 and len(body["timeline"]) == 4
     assert png_size(base64.b64decode(body["contact_sheet_png"]))[0] > 300
     assert png_size(base64.b64decode(body["timeline_png"]))[0] > 400

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -67,6 +67,12 @@ class Prediction:
     @property
     def ok(self) -> bool:
         return not self.error
+
+    def with_rule(self, rule: DecisionRule) -> Prediction:
+        """The same scores judged by another threshold / band: labels change, probabilities do not."""
+        faces = [replace(face, label=rule.label(face.prob_fake)) for face in self.faces]
+        label = self.label if self.prob_fake is None else rule.label(self.prob_fake)
+        return replace(self, label=label, faces=faces, threshold=rule.threshold, uncertain_band=rule.band)
 
     def plot(self, image: Any = None, max_side: int | None = None) -> np.ndarray:
         """The input as an RGB uint8 array with each face boxed and labelled ("fake · P(fake) 0.91")

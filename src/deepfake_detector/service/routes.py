@@ -31,6 +31,15 @@ FACES_HELP = (
     "always: detect faces in every image; never: score the whole image"
 )
 HEATMAP_HELP = "add a Grad-CAM overlay (base64 PNG) to each face"
+THRESHOLD_QUERY = Query(
+    None, ge=0.0, le=1.0, description="decide with this threshold on P(fake) instead of the model's own"
+)
+BAND_QUERY = Query(
+    None,
+    ge=0.0,
+    lt=0.5,
+    description="half-width of the uncertain band around the threshold (model's own: 0.05)",
+)
 
 
 @dataclass
@@ -115,6 +124,8 @@ async def predict(
     request: Request,
     heatmap: bool = Query(False, description=HEATMAP_HELP),
     faces: Literal["auto", "always", "never"] = Query("auto", description=FACES_HELP),
+    threshold: float | None = THRESHOLD_QUERY,
+    uncertain_band: float | None = BAND_QUERY,
 ) -> dict[str, Any]:
     state = service_of(request)
     started = time.perf_counter()
@@ -122,7 +133,7 @@ async def predict(
     upload = uploads[0]
     if upload.error:
         raise HTTPException(upload.status, f"{upload.filename}: {upload.error}")
-    (scored,), queue_ms = await _score(state, uploads, faces, heatmap)
+    (scored,), queue_ms = await _score(state, uploads, faces, heatmap, (threshold, uncertain_band))
     if scored.error:
         raise HTTPException(scored.status, f"{scored.filename}: {scored.error}")
     body = scored.to_response()
@@ -143,13 +154,15 @@ async def predict_batch(
     request: Request,
     heatmap: bool = Query(False, description=HEATMAP_HELP),
     faces: Literal["auto", "always", "never"] = Query("auto", description=FACES_HELP),
+    threshold: float | None = THRESHOLD_QUERY,
+    uncertain_band: float | None = BAND_QUERY,
 ) -> dict[str, Any]:
     state = service_of(request)
     started = time.perf_counter()
     uploads = await _read(
         request, state, field="files", max_files=state.limits.max_batch_files, allow_raw=False
     )
-    scored, queue_ms = await _score(state, uploads, faces, heatmap)
+    scored, queue_ms = await _score(state, uploads, faces, heatmap, (threshold, uncertain_band))
     results = [
         {
             "path": item.filename,
@@ -185,14 +198,25 @@ async def _read(
 
 
 async def _score(
-    state: ServiceState, uploads: list[Upload], faces: FacesMode, heatmap: bool
+    state: ServiceState,
+    uploads: list[Upload],
+    faces: FacesMode,
+    heatmap: bool,
+    rule: tuple[float | None, float | None] = (None, None),
 ) -> tuple[list[ScoredUpload], float]:
-    """Score on the inference pool; returns the results and the ms spent waiting for a thread."""
+    """Score on the inference pool; returns the results and the ms spent waiting for a thread.
+    `rule`: a request's own (threshold, uncertain band); None keeps the model's."""
     submitted = time.perf_counter()
+    spec = state.detector.spec
+    judge = None if rule == (None, None) else spec.with_rule(*rule).rule
 
     def job() -> tuple[list[ScoredUpload], float]:
         waited_ms = (time.perf_counter() - submitted) * 1000.0
-        return state.scorer.score(uploads, faces, heatmap), waited_ms
+        scored = state.scorer.score(uploads, faces, heatmap)
+        for item in scored:
+            if judge is not None and item.prediction is not None:
+                item.prediction = item.prediction.with_rule(judge)
+        return scored, waited_ms
 
     try:
         return await state.pool.run(job)
