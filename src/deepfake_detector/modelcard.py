@@ -32,7 +32,6 @@ from deepfake_detector.spec import ModelSpec
 
 CARD_FILE = "MODEL_CARD.md"
 SPEC_FILE = "model.json"
-DEFAULT_UNCERTAIN_BAND = 0.05  # the band of a model.json written before the field existed
 
 
 @dataclass
@@ -122,7 +121,7 @@ def spec_summary(spec: ModelSpec) -> dict[str, Any]:
         "trained_on": list(spec.trained_on),
         "threshold": round(float(spec.threshold), 6),
         "threshold_method": spec.threshold_method,
-        "uncertain_band": float(getattr(spec, "uncertain_band", DEFAULT_UNCERTAIN_BAND)),
+        "uncertain_band": float(spec.uncertain_band),
         "temperature": round(float(spec.temperature), 6),
         "input_size": int(spec.img_size),
         "crop": spec.crop_spec.to_dict(),
@@ -270,13 +269,11 @@ def _unseen_notes(evaluations: dict[str, dict[str, Any]], trained: set[str]) -> 
 
 
 def _decision(spec: ModelSpec) -> list[str]:
-    threshold = float(spec.threshold)
-    band = float(getattr(spec, "uncertain_band", DEFAULT_UNCERTAIN_BAND))
-    fake_at, real_below = max(threshold + band, 0.5), min(threshold - band, 0.5)
+    rule = spec.rule
     return [
-        f"- Threshold: **{threshold:.3f}** on prob_fake (chosen on Validation by `{spec.threshold_method}`).",
-        f"- Uncertain band: **{band:.3f}** either side: fake at prob_fake >= {fake_at:.3f}, real below "
-        f"{real_below:.3f}, *uncertain* in between, where a re-saved JPEG could flip the verdict.",
+        f"- Threshold: **{rule.threshold:.3f}** on prob_fake (chosen on Validation by `{spec.threshold_method}`).",
+        f"- Uncertain band: **{rule.band:.3f}** either side: fake at prob_fake >= {rule.fake_at:.3f}, real below "
+        f"{rule.real_below:.3f}, *uncertain* in between, where a re-saved JPEG could flip the verdict.",
         f"- Temperature: {float(spec.temperature):.3f} (prob_fake = sigmoid(logit / temperature), fitted "
         "on Validation).",
     ]

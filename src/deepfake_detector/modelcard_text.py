@@ -229,18 +229,12 @@ def _row(name: str, split: str, seen: bool, m: dict[str, Any]) -> str:
         value = m.get(key)
         return f"{value:.3f}" if isinstance(value, (int, float)) else "-"
 
+    from deepfake_detector.evaluation.interpret import real_called_fake
+
     n_real, n_fake = m.get("n_real"), m.get("n_fake")
-    matrix = m.get("confusion_matrix")
-    real_called_fake = "-"
-    try:
-        false_fake = int(matrix[0][1])
-        reals = int(n_real) if n_real is not None else int(matrix[0][0]) + false_fake
-        if reals:
-            real_called_fake = f"{false_fake / reals:.1%}"
-    except (TypeError, IndexError, ValueError):
-        pass
+    rate = real_called_fake(m)
     n = f"{n_real} + {n_fake}" if n_real is not None and n_fake is not None else "-"
     return (
         f"| {name} | {split} | {'yes' if seen else '**unseen**'} | {number('roc_auc')} | "
-        f"{number('accuracy')} | {number('ece')} | {real_called_fake} | {n} |"
+        f"{number('accuracy')} | {number('ece')} | {'-' if rate is None else f'{rate:.1%}'} | {n} |"
     )

@@ -50,8 +50,16 @@ class DecisionRule:
             return None
         return prob_fake if label == "fake" else 1.0 - prob_fake
 
+    @property
+    def fake_at(self) -> float:
+        """The lower edge of "fake" (fake also needs P(fake) > 0.5)."""
+        return max(self.threshold + self.band, 0.5)
+
+    @property
+    def real_below(self) -> float:
+        """The upper edge of "real": the band's lower edge, or 0.5."""
+        return min(self.threshold - self.band, 0.5)
+
     def describe(self) -> str:
         """One line for people, e.g. "fake at P(fake) >= 0.583, real below 0.483, uncertain between"."""
-        fake_at = max(self.threshold + self.band, 0.5)
-        real_below = min(self.threshold - self.band, 0.5)
-        return f"fake at P(fake) >= {fake_at:.3f}, real below {real_below:.3f}, uncertain between"
+        return f"fake at P(fake) >= {self.fake_at:.3f}, real below {self.real_below:.3f}, uncertain between"

@@ -14,8 +14,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from deepfake_detector.evaluation.interpret import explain
-from deepfake_detector.evaluation.report import format_value, real_called_fake
+from deepfake_detector.evaluation.interpret import explain, real_called_fake
+from deepfake_detector.evaluation.report import format_value
 from deepfake_detector.templating import html_templates
 
 TEMPLATES = Path(__file__).parent / "templates"

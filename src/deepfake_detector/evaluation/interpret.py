@@ -31,6 +31,16 @@ def _trained(name: str, metrics: Mapping[str, Any], trained_on: Iterable[str]) -
     return seen_in_training(name, trained_on)
 
 
+def real_called_fake(metrics: Mapping[str, Any]) -> float | None:
+    """False positive rate at the threshold: real images called fake / real images (None: no reals
+    or no confusion matrix, e.g. metrics of an older model.json)."""
+    try:
+        (tn, fp), _ = metrics["confusion_matrix"]
+        return int(fp) / (int(tn) + int(fp)) if int(tn) + int(fp) else None
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
 def _pct(part: int, whole: int) -> str:
     return f"{100 * part / whole:.0f}%" if whole else "—"
 

@@ -12,7 +12,7 @@ import numpy as np
 
 from deepfake_detector.data.images import UnreadableImage, load_image
 from deepfake_detector.evaluation import plots
-from deepfake_detector.evaluation.interpret import explain
+from deepfake_detector.evaluation.interpret import explain, real_called_fake
 from deepfake_detector.evaluation.robustness import PERTURBATIONS, severity_key
 from deepfake_detector.fileio import atomic_write_bytes, atomic_write_text, printable
 from deepfake_detector.spec import ModelSpec
@@ -89,12 +89,6 @@ GLOSSARY = (
 
 def format_value(value: Any, spec: str) -> str:
     return "—" if value is None else format(value, spec)
-
-
-def real_called_fake(metrics: dict[str, Any]) -> float | None:
-    """False positive rate at the threshold: real images called fake / real images."""
-    (tn, fp), _ = metrics["confusion_matrix"]
-    return fp / (tn + fp) if tn + fp else None
 
 
 def _data_uri(png: bytes) -> str:
